@@ -1,0 +1,14 @@
+//! Database schema of shiren, as sea-orm migrations run at start-up.
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_gateway;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_gateway::Migration)]
+    }
+}

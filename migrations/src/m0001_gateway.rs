@@ -1,0 +1,257 @@
+//! Merchant apps, verifications and the one-time certify tokens of the hosted page.
+use sea_orm_migration::prelude::*;
+
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m0001_gateway"
+    }
+}
+
+#[derive(Iden)]
+enum Apps {
+    Table,
+    AppId,
+    Name,
+    PublicKeyPem,
+    ReturnUrlPrefixes,
+    Status,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(Iden)]
+enum Verifications {
+    Table,
+    CertifyId,
+    AppId,
+    OuterOrderNo,
+    BizCode,
+    RequestDigest,
+    CertType,
+    CertName,
+    CertNo,
+    ReturnUrl,
+    FaceReserveStrategy,
+    ContrastPictureKey,
+    State,
+    Passed,
+    FailReason,
+    IdentityInfo,
+    MaterialInfo,
+    CreatedAt,
+    UpdatedAt,
+    ExpiresAt,
+    DecidedAt,
+}
+
+#[derive(Iden)]
+enum CertifyTokens {
+    Table,
+    TokenHash,
+    CertifyId,
+    CreatedAt,
+    ExpiresAt,
+    UsedAt,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Apps::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Apps::AppId)
+                            .string_len(32)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(ColumnDef::new(Apps::Name).string_len(128).not_null())
+                    .col(ColumnDef::new(Apps::PublicKeyPem).text().not_null())
+                    .col(ColumnDef::new(Apps::ReturnUrlPrefixes).text().not_null())
+                    .col(ColumnDef::new(Apps::Status).string_len(16).not_null())
+                    .col(ColumnDef::new(Apps::CreatedAt).big_integer().not_null())
+                    .col(ColumnDef::new(Apps::UpdatedAt).big_integer().not_null())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(Verifications::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Verifications::CertifyId)
+                            .string_len(32)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::AppId)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::OuterOrderNo)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::BizCode)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::RequestDigest)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::CertType)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::CertName)
+                            .string_len(128)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::CertNo)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Verifications::ReturnUrl).text().not_null())
+                    .col(
+                        ColumnDef::new(Verifications::FaceReserveStrategy)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::ContrastPictureKey)
+                            .string_len(128)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::State)
+                            .string_len(16)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(Verifications::Passed).boolean().null())
+                    .col(
+                        ColumnDef::new(Verifications::FailReason)
+                            .string_len(64)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::IdentityInfo)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::MaterialInfo)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::ExpiresAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Verifications::DecidedAt)
+                            .big_integer()
+                            .null(),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(Verifications::Table, Verifications::AppId)
+                            .to(Apps::Table, Apps::AppId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_verifications_app_order")
+                    .table(Verifications::Table)
+                    .col(Verifications::AppId)
+                    .col(Verifications::OuterOrderNo)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_verifications_created")
+                    .table(Verifications::Table)
+                    .col(Verifications::CreatedAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(CertifyTokens::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(CertifyTokens::TokenHash)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(CertifyTokens::CertifyId)
+                            .string_len(32)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CertifyTokens::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(CertifyTokens::ExpiresAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(CertifyTokens::UsedAt).big_integer().null())
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(CertifyTokens::Table, CertifyTokens::CertifyId)
+                            .to(Verifications::Table, Verifications::CertifyId),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(CertifyTokens::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Verifications::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(Apps::Table).to_owned())
+            .await
+    }
+}

@@ -1,0 +1,9 @@
+//! The verification: request validation, the state machine, and the service that stores and moves it.
+pub mod error;
+pub mod idcard;
+pub mod request;
+pub mod service;
+pub mod state;
+
+pub use error::CertifyError;
+pub use service::{CertifyService, Clock, QueryResult, SystemClock};

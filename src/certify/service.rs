@@ -1,0 +1,299 @@
+//! The verification service: initialize, open the hosted page, query. Domain types in, domain types out.
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, NaiveDate};
+use rand::RngCore;
+use sea_orm::DatabaseConnection;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::error::CertifyError;
+use super::request::{parse_initialize, return_url_allowed, Limits};
+use super::state::{apply, Event, State, TransitionError};
+use crate::db::verifications::{self, InsertOutcome, NewVerification};
+use crate::db::App;
+use crate::storage::ObjectStore;
+
+/// The source of time, so tests can move it.
+pub trait Clock: Send + Sync {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> i64;
+    fn today(&self) -> NaiveDate {
+        DateTime::from_timestamp(self.now(), 0)
+            .map(|d| d.date_naive())
+            .unwrap_or_default()
+    }
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+}
+
+/// Settings the service needs.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    pub certify_ttl_secs: i64,
+    pub token_ttl_secs: i64,
+    pub max_contrast_picture_bytes: usize,
+}
+
+/// What `query` reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryResult {
+    pub passed: bool,
+    pub identity_info: String,
+    pub material_info: String,
+    pub fail_reason: Option<String>,
+}
+
+/// The verification service shared by every front door.
+#[derive(Clone)]
+pub struct CertifyService {
+    db: DatabaseConnection,
+    store: ObjectStore,
+    settings: ServiceSettings,
+    clock: Arc<dyn Clock>,
+}
+
+/// 32 characters from 128 random bits.
+fn new_certify_id() -> String {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// A random URL-safe token (256 bits) and the hash under which it is stored.
+fn new_token() -> (String, String) {
+    let mut b = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    let token = URL_SAFE_NO_PAD.encode(b);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+/// Tokens are stored hashed: a database dump does not hand out live page URLs.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Reads `certify_id` from a `{"certify_id":"…"}` biz_content.
+fn parse_certify_id(biz_content: &str) -> Result<String, CertifyError> {
+    let v: Value = serde_json::from_str(biz_content)
+        .map_err(|_| CertifyError::InvalidParameter("biz_content is not valid JSON".into()))?;
+    match v.get("certify_id") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 64 => Ok(s.trim().to_string()),
+        _ => Err(CertifyError::InvalidParameter(
+            "certify_id is required".into(),
+        )),
+    }
+}
+
+impl CertifyService {
+    pub fn new(
+        db: DatabaseConnection,
+        store: ObjectStore,
+        settings: ServiceSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        CertifyService {
+            db,
+            store,
+            settings,
+            clock,
+        }
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// `initialize`: validates, then stores a new verification, or returns the existing one for a retried request.
+    pub async fn initialize(&self, app: &App, biz_content: &str) -> Result<String, CertifyError> {
+        let limits = Limits {
+            max_contrast_picture_bytes: self.settings.max_contrast_picture_bytes,
+            today: self.clock.today(),
+        };
+        let request = parse_initialize(biz_content, limits)?;
+        if !return_url_allowed(&request.return_url, &app.return_url_prefixes) {
+            return Err(CertifyError::ReturnUrlNotAllowed);
+        }
+        let digest = request.digest();
+        let same_or_conflict = |existing: verifications::Verification| {
+            if existing.request_digest == digest {
+                Ok(existing.certify_id)
+            } else {
+                Err(CertifyError::OuterOrderNoConflict)
+            }
+        };
+        if let Some(existing) =
+            verifications::find_by_order(&self.db, &app.app_id, &request.outer_order_no).await?
+        {
+            return same_or_conflict(existing);
+        }
+        let certify_id = new_certify_id();
+        let picture_key = match &request.contrast_picture {
+            Some(p) => {
+                let key = format!("contrast/{certify_id}");
+                self.store
+                    .put(&key, p.expose())
+                    .await
+                    .map_err(|e| CertifyError::Internal(e.into()))?;
+                Some(key)
+            }
+            None => None,
+        };
+        let now = self.clock.now();
+        let outcome = verifications::insert(
+            &self.db,
+            NewVerification {
+                certify_id: &certify_id,
+                app_id: &app.app_id,
+                request: &request,
+                contrast_picture_key: picture_key.clone(),
+                now,
+                expires_at: now + self.settings.certify_ttl_secs,
+            },
+        )
+        .await;
+        let cleanup = |key: Option<String>| async {
+            if let Some(k) = key {
+                if let Err(e) = self.store.delete(&k).await {
+                    tracing::warn!(error = %e, "could not remove an unused contrast picture");
+                }
+            }
+        };
+        match outcome {
+            Ok(InsertOutcome::Inserted) => Ok(certify_id),
+            Ok(InsertOutcome::OrderExists(existing)) => {
+                cleanup(picture_key).await;
+                same_or_conflict(existing)
+            }
+            Err(e) => {
+                cleanup(picture_key).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `certify`: checks the verification can still be done and mints a one-time token for the hosted page.
+    pub async fn open_page(&self, app: &App, biz_content: &str) -> Result<String, CertifyError> {
+        let certify_id = parse_certify_id(biz_content)?;
+        for _ in 0..3 {
+            let v = self.owned(app, &certify_id).await?;
+            let now = self.clock.now();
+            let next = apply(v.state, v.expires_at, now, Event::OpenPage).map_err(|e| match e {
+                TransitionError::Expired => CertifyError::CertifyIdExpired,
+                TransitionError::AlreadyDecided | TransitionError::NotStarted => {
+                    CertifyError::CertifyIdFinished
+                }
+            })?;
+            let (token, hash) = new_token();
+            let token_expires = (now + self.settings.token_ttl_secs).min(v.expires_at);
+            if verifications::open_page(
+                &self.db,
+                &certify_id,
+                v.state,
+                next,
+                &hash,
+                now,
+                token_expires,
+            )
+            .await?
+            {
+                return Ok(token);
+            }
+            // The state changed under us; read it again.
+        }
+        Err(CertifyError::Internal(anyhow::anyhow!(
+            "verification kept changing while opening its page"
+        )))
+    }
+
+    /// `query`: the verdict, or "not passed" while undecided.
+    pub async fn query(&self, app: &App, biz_content: &str) -> Result<QueryResult, CertifyError> {
+        let certify_id = parse_certify_id(biz_content)?;
+        let v = self.owned(app, &certify_id).await?;
+        let state = v.state.at(self.clock.now(), v.expires_at);
+        Ok(QueryResult {
+            passed: state == State::Passed,
+            identity_info: v.identity_info,
+            material_info: v.material_info,
+            fail_reason: match state {
+                State::Failed => v.fail_reason.or_else(|| Some("FAILED".into())),
+                State::Expired => Some("VERIFICATION_EXPIRED".into()),
+                _ => None,
+            },
+        })
+    }
+
+    /// The verification, when it exists and belongs to `app` (another app's id is reported as not existing).
+    async fn owned(
+        &self,
+        app: &App,
+        certify_id: &str,
+    ) -> Result<verifications::Verification, CertifyError> {
+        match verifications::find(&self.db, certify_id).await? {
+            Some(v) if v.app_id == app.app_id => Ok(v),
+            _ => Err(CertifyError::CertifyIdNotExist),
+        }
+    }
+
+    /// The verification a hosted-page token opens, if the token is known and still valid.
+    pub async fn verification_for_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<verifications::Verification>, CertifyError> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let Some(t) = verifications::find_token(&self.db, &token_hash(token)).await? else {
+            return Ok(None);
+        };
+        if t.used_at.is_some() || self.clock.now() >= t.expires_at {
+            return Ok(None);
+        }
+        let v = verifications::find(&self.db, &t.certify_id).await?;
+        Ok(v.filter(|v| !v.state.at(self.clock.now(), v.expires_at).is_final()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_tokens_have_the_promised_shape() {
+        let a = new_certify_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, new_certify_id());
+        let (t, h) = new_token();
+        assert_eq!(t.len(), 43);
+        assert_eq!(h, token_hash(&t));
+        assert_eq!(h.len(), 64);
+    }
+
+    #[test]
+    fn certify_id_parsing() {
+        assert_eq!(
+            parse_certify_id(r#"{"certify_id":" abc "}"#).unwrap(),
+            "abc"
+        );
+        for bad in [
+            "",
+            "{}",
+            r#"{"certify_id":1}"#,
+            r#"{"certify_id":""}"#,
+            "[",
+            "null",
+        ] {
+            assert!(parse_certify_id(bad).is_err(), "{bad}");
+        }
+    }
+}

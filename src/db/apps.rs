@@ -1,0 +1,144 @@
+//! Merchant apps and their keys.
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set,
+};
+
+use super::entities::app;
+use crate::openplatform::AppPublicKey;
+
+/// Whether an app may call the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppStatus {
+    Active,
+    Disabled,
+}
+
+impl AppStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppStatus::Active => "active",
+            AppStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// A registered merchant app.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub app_id: String,
+    pub name: String,
+    pub public_key: AppPublicKey,
+    pub return_url_prefixes: Vec<String>,
+    pub status: AppStatus,
+    pub created_at: i64,
+}
+
+/// What `app create` registers.
+#[derive(Clone, Debug)]
+pub struct NewApp {
+    pub app_id: String,
+    pub name: String,
+    pub public_key: AppPublicKey,
+    pub return_url_prefixes: Vec<String>,
+}
+
+/// Why an app could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AppStoreError {
+    #[error("an app with id {0} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+fn to_domain(m: app::Model) -> Result<App, DbErr> {
+    let public_key = AppPublicKey::parse(&m.public_key_pem)
+        .map_err(|e| DbErr::Custom(format!("stored key of app {} is unreadable: {e}", m.app_id)))?;
+    let return_url_prefixes = serde_json::from_str(&m.return_url_prefixes).map_err(|e| {
+        DbErr::Custom(format!(
+            "stored return URLs of app {} are unreadable: {e}",
+            m.app_id
+        ))
+    })?;
+    Ok(App {
+        status: if m.status == "active" {
+            AppStatus::Active
+        } else {
+            AppStatus::Disabled
+        },
+        app_id: m.app_id,
+        name: m.name,
+        public_key,
+        return_url_prefixes,
+        created_at: m.created_at,
+    })
+}
+
+pub async fn insert(db: &DatabaseConnection, new: NewApp, now: i64) -> Result<App, AppStoreError> {
+    if app::Entity::find_by_id(new.app_id.clone())
+        .one(db)
+        .await?
+        .is_some()
+    {
+        return Err(AppStoreError::Exists(new.app_id));
+    }
+    let model = app::ActiveModel {
+        app_id: Set(new.app_id.clone()),
+        name: Set(new.name),
+        public_key_pem: Set(new.public_key.to_pem()),
+        return_url_prefixes: Set(
+            serde_json::to_string(&new.return_url_prefixes).unwrap_or_else(|_| "[]".into())
+        ),
+        status: Set(AppStatus::Active.as_str().into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    match app::Entity::insert(model).exec(db).await {
+        Ok(_) => {}
+        Err(e) if super::is_unique_violation(&e) => return Err(AppStoreError::Exists(new.app_id)),
+        Err(e) => return Err(e.into()),
+    }
+    find(db, &new.app_id)
+        .await?
+        .ok_or_else(|| AppStoreError::Db(DbErr::RecordNotFound(new.app_id)))
+}
+
+pub async fn find(db: &DatabaseConnection, app_id: &str) -> Result<Option<App>, DbErr> {
+    app::Entity::find_by_id(app_id.to_string())
+        .one(db)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn list(db: &DatabaseConnection) -> Result<Vec<App>, DbErr> {
+    app::Entity::find()
+        .order_by_asc(app::Column::AppId)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}
+
+/// Sets an app's status; false when there is no such app.
+pub async fn set_status(
+    db: &DatabaseConnection,
+    app_id: &str,
+    status: AppStatus,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let Some(model) = app::Entity::find()
+        .filter(app::Column::AppId.eq(app_id))
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let mut active: app::ActiveModel = model.into();
+    active.status = Set(status.as_str().into());
+    active.updated_at = Set(now);
+    active.update(db).await?;
+    Ok(true)
+}

@@ -1,0 +1,200 @@
+//! Verifications and the certify tokens of the hosted page.
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+
+use super::entities::{certify_token, verification};
+use crate::certify::request::{InitializeRequest, ReserveStrategy};
+use crate::certify::state::State;
+
+/// A stored verification, without personal data (that stays in the database until a decision needs it).
+#[derive(Clone, Debug)]
+pub struct Verification {
+    pub certify_id: String,
+    pub app_id: String,
+    pub outer_order_no: String,
+    pub request_digest: String,
+    pub return_url: String,
+    pub reserve: ReserveStrategy,
+    /// The stored state; use [`State::at`] for the state at a given time.
+    pub state: State,
+    pub passed: Option<bool>,
+    pub fail_reason: Option<String>,
+    pub identity_info: String,
+    pub material_info: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
+    Ok(Verification {
+        state: State::parse(&m.state).ok_or_else(|| {
+            DbErr::Custom(format!("unknown state {} of {}", m.state, m.certify_id))
+        })?,
+        reserve: ReserveStrategy::parse(&m.face_reserve_strategy)
+            .unwrap_or(ReserveStrategy::Reserve),
+        certify_id: m.certify_id,
+        app_id: m.app_id,
+        outer_order_no: m.outer_order_no,
+        request_digest: m.request_digest,
+        return_url: m.return_url,
+        passed: m.passed,
+        fail_reason: m.fail_reason,
+        identity_info: m.identity_info,
+        material_info: m.material_info,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+    })
+}
+
+/// What initialize stores.
+pub struct NewVerification<'a> {
+    pub certify_id: &'a str,
+    pub app_id: &'a str,
+    pub request: &'a InitializeRequest,
+    pub contrast_picture_key: Option<String>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// The result of storing a new verification.
+pub enum InsertOutcome {
+    Inserted,
+    /// The app already has a verification with this `outer_order_no` (possibly inserted concurrently).
+    OrderExists(Verification),
+}
+
+pub async fn insert(
+    db: &DatabaseConnection,
+    new: NewVerification<'_>,
+) -> Result<InsertOutcome, DbErr> {
+    let r = new.request;
+    let model = verification::ActiveModel {
+        certify_id: Set(new.certify_id.to_string()),
+        app_id: Set(new.app_id.to_string()),
+        outer_order_no: Set(r.outer_order_no.clone()),
+        biz_code: Set(r.biz_code.clone()),
+        request_digest: Set(r.digest()),
+        cert_type: Set(r.cert_type.clone()),
+        cert_name: Set(r.cert_name.expose().clone()),
+        cert_no: Set(r.cert_no.expose().clone()),
+        return_url: Set(r.return_url.clone()),
+        face_reserve_strategy: Set(r.reserve.as_str().into()),
+        contrast_picture_key: Set(new.contrast_picture_key),
+        state: Set(State::Initialized.as_str().into()),
+        passed: Set(None),
+        fail_reason: Set(None),
+        identity_info: Set("{}".into()),
+        material_info: Set("{}".into()),
+        created_at: Set(new.now),
+        updated_at: Set(new.now),
+        expires_at: Set(new.expires_at),
+        decided_at: Set(None),
+    };
+    match verification::Entity::insert(model)
+        .exec_without_returning(db)
+        .await
+    {
+        Ok(_) => Ok(InsertOutcome::Inserted),
+        Err(e) if super::is_unique_violation(&e) => {
+            match find_by_order(db, new.app_id, &r.outer_order_no).await? {
+                Some(existing) => Ok(InsertOutcome::OrderExists(existing)),
+                None => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn find(
+    db: &DatabaseConnection,
+    certify_id: &str,
+) -> Result<Option<Verification>, DbErr> {
+    verification::Entity::find_by_id(certify_id.to_string())
+        .one(db)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+pub async fn find_by_order(
+    db: &DatabaseConnection,
+    app_id: &str,
+    outer_order_no: &str,
+) -> Result<Option<Verification>, DbErr> {
+    verification::Entity::find()
+        .filter(verification::Column::AppId.eq(app_id))
+        .filter(verification::Column::OuterOrderNo.eq(outer_order_no))
+        .one(db)
+        .await?
+        .map(to_domain)
+        .transpose()
+}
+
+/// Counts the verifications of an app (tests check that failures leave nothing behind).
+pub async fn count_for_app(db: &DatabaseConnection, app_id: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    verification::Entity::find()
+        .filter(verification::Column::AppId.eq(app_id))
+        .count(db)
+        .await
+}
+
+/// Moves a verification from `from` to `to` and stores a new certify token, in one transaction. Returns false
+/// (and changes nothing) when the verification is no longer in state `from` (a concurrent change won).
+pub async fn open_page(
+    db: &DatabaseConnection,
+    certify_id: &str,
+    from: State,
+    to: State,
+    token_hash: &str,
+    now: i64,
+    token_expires_at: i64,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let updated = verification::Entity::update_many()
+        .col_expr(verification::Column::State, Expr::value(to.as_str()))
+        .col_expr(verification::Column::UpdatedAt, Expr::value(now))
+        .filter(verification::Column::CertifyId.eq(certify_id))
+        .filter(verification::Column::State.eq(from.as_str()))
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    certify_token::Entity::insert(certify_token::ActiveModel {
+        token_hash: Set(token_hash.to_string()),
+        certify_id: Set(certify_id.to_string()),
+        created_at: Set(now),
+        expires_at: Set(token_expires_at),
+        used_at: Set(None),
+    })
+    .exec_without_returning(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// A certify token as stored.
+#[derive(Clone, Debug)]
+pub struct CertifyToken {
+    pub certify_id: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+pub async fn find_token(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<CertifyToken>, DbErr> {
+    Ok(certify_token::Entity::find_by_id(token_hash.to_string())
+        .one(db)
+        .await?
+        .map(|m| CertifyToken {
+            certify_id: m.certify_id,
+            expires_at: m.expires_at,
+            used_at: m.used_at,
+        }))
+}

@@ -1,0 +1,194 @@
+//! The `shiren` command line: serve, migrate, manage merchant apps, print the gateway key.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use shiren::config::Config;
+use shiren::db::{self, AppStatus, NewApp};
+use shiren::openplatform::AppPublicKey;
+
+#[derive(Parser)]
+#[command(
+    name = "shiren",
+    version,
+    about = "Real-person verification (实人认证) speaking the protocols merchants already use"
+)]
+struct Cli {
+    /// Config file (default: ./shiren.toml when present). Environment variables SHIREN_* override it.
+    #[arg(long, global = true, env = "SHIREN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run migrations and serve HTTP.
+    Serve,
+    /// Run database migrations and exit.
+    Migrate,
+    /// Manage merchant apps.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Print the gateway public key (PEM SubjectPublicKeyInfo): the "Alipay public key" merchants configure.
+    GatewayKey,
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Register a merchant app with its RSA public key.
+    Create {
+        #[arg(long)]
+        app_id: String,
+        #[arg(long)]
+        name: String,
+        /// File with the app's public key: PEM SubjectPublicKeyInfo, PKCS#1 PEM, or the bare base64 body.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Allowed prefix of `merchant_config.return_url` (repeatable). Without any, every http(s) URL is allowed.
+        #[arg(long = "return-url")]
+        return_url: Vec<String>,
+    },
+    /// List registered apps.
+    List,
+    /// Disable an app: its calls are then refused with isv.invalid-app-id.
+    Disable { app_id: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    shiren::telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn valid_app_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => shiren::serve(config).await,
+        Command::Migrate => {
+            shiren::open_database(&config).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::GatewayKey => {
+            let key = shiren::keys::load_or_create(&config.effective_gateway_key_file())?;
+            print!("{}", key.public_key().to_pem());
+            Ok(())
+        }
+        Command::App { command } => {
+            let database = shiren::open_database(&config).await?;
+            match command {
+                AppCommand::Create {
+                    app_id,
+                    name,
+                    public_key,
+                    return_url,
+                } => {
+                    anyhow::ensure!(
+                        valid_app_id(&app_id),
+                        "--app-id must be 1-32 letters, digits, '_' or '-'"
+                    );
+                    anyhow::ensure!(
+                        !name.trim().is_empty() && name.chars().count() <= 128,
+                        "--name must be 1-128 characters"
+                    );
+                    for prefix in &return_url {
+                        anyhow::ensure!(
+                            shiren::certify::request::return_url_allowed(prefix, &[]),
+                            "--return-url {prefix} is not an absolute URL"
+                        );
+                    }
+                    let text = std::fs::read_to_string(&public_key)
+                        .with_context(|| format!("cannot read {}", public_key.display()))?;
+                    let key = AppPublicKey::parse(&text)
+                        .with_context(|| format!("{}", public_key.display()))?;
+                    let app = db::apps::insert(
+                        &database,
+                        NewApp {
+                            app_id,
+                            name: name.trim().to_string(),
+                            public_key: key,
+                            return_url_prefixes: return_url,
+                        },
+                        now(),
+                    )
+                    .await?;
+                    println!(
+                        "created app {} ({}, RSA-{})",
+                        app.app_id,
+                        app.name,
+                        app.public_key.bits()
+                    );
+                    Ok(())
+                }
+                AppCommand::List => {
+                    println!(
+                        "{:<32}  {:<8}  {:<24}  return URLs",
+                        "app_id", "status", "name"
+                    );
+                    for app in db::apps::list(&database).await? {
+                        println!(
+                            "{:<32}  {:<8}  {:<24}  {}",
+                            app.app_id,
+                            app.status.as_str(),
+                            app.name,
+                            if app.return_url_prefixes.is_empty() {
+                                "(any)".to_string()
+                            } else {
+                                app.return_url_prefixes.join(" ")
+                            }
+                        );
+                    }
+                    Ok(())
+                }
+                AppCommand::Disable { app_id } => {
+                    anyhow::ensure!(
+                        db::apps::set_status(&database, &app_id, AppStatus::Disabled, now())
+                            .await?,
+                        "no app with id {app_id}"
+                    );
+                    println!("disabled app {app_id}");
+                    Ok(())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The Alipay open-platform wire rules, free of I/O: request parameters and their charset,
+//! the string-to-sign, RSA2/RSA signatures, and the signed response envelope.
+pub mod envelope;
+pub mod keys;
+pub mod params;
+
+pub use envelope::{error_envelope, method_envelope, response_node_name};
+pub use keys::{AppPublicKey, KeyError, SignType, SigningKey};
+pub use params::{sign_content, Charset, Params};

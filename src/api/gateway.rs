@@ -48,7 +48,7 @@ pub async fn gateway(req: &Request, body: Body, Data(ctx): Data<&Arc<AppContext>
             ),
         ),
     };
-    into_response(reply, &ctx)
+    into_response(reply, ctx)
 }
 
 fn into_response(reply: Reply, ctx: &AppContext) -> Response {

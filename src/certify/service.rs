@@ -173,7 +173,7 @@ impl CertifyService {
             Ok(InsertOutcome::Inserted) => Ok(certify_id),
             Ok(InsertOutcome::OrderExists(existing)) => {
                 cleanup(picture_key).await;
-                same_or_conflict(existing)
+                same_or_conflict(*existing)
             }
             Err(e) => {
                 cleanup(picture_key).await;

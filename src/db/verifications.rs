@@ -62,7 +62,7 @@ pub struct NewVerification<'a> {
 pub enum InsertOutcome {
     Inserted,
     /// The app already has a verification with this `outer_order_no` (possibly inserted concurrently).
-    OrderExists(Verification),
+    OrderExists(Box<Verification>),
 }
 
 pub async fn insert(
@@ -99,7 +99,7 @@ pub async fn insert(
         Ok(_) => Ok(InsertOutcome::Inserted),
         Err(e) if super::is_unique_violation(&e) => {
             match find_by_order(db, new.app_id, &r.outer_order_no).await? {
-                Some(existing) => Ok(InsertOutcome::OrderExists(existing)),
+                Some(existing) => Ok(InsertOutcome::OrderExists(Box::new(existing))),
                 None => Err(e),
             }
         }

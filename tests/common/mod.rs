@@ -1,0 +1,236 @@
+//! Test support: a real `shiren` process on a fresh database (SQLite file or a new PostgreSQL database),
+//! merchant keys, and the official SDK clients installed by `tests/sdk/install.sh`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use shiren::openplatform::SigningKey;
+
+/// The database a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// PostgreSQL server used by the tests (trust auth); override with `SHIREN_TEST_POSTGRES_URL`.
+pub fn postgres_base() -> String {
+    std::env::var("SHIREN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A fresh, empty database for one test; PostgreSQL databases are dropped again when this is dropped.
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend, dir: &Path) -> TestDb {
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}?mode=rwc", dir.join("shiren.sqlite").display()),
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("shiren_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+                runtime().block_on(async {
+                    use sea_orm::ConnectionTrait;
+                    let admin = shiren::db::connect(&format!("{}/postgres", postgres_base()))
+                        .await
+                        .expect("PostgreSQL must be reachable at SHIREN_TEST_POSTGRES_URL (default 127.0.0.1:5432)");
+                    admin
+                        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                        .await
+                        .unwrap();
+                });
+                TestDb {
+                    url: format!("{}/{name}", postgres_base()),
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    pub fn connect(&self) -> sea_orm::DatabaseConnection {
+        runtime().block_on(shiren::db::connect(&self.url)).unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name {
+            runtime().block_on(async {
+                use sea_orm::ConnectionTrait;
+                if let Ok(admin) =
+                    shiren::db::connect(&format!("{}/postgres", postgres_base())).await
+                {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        }
+    }
+}
+
+/// A data dir, a database and the environment that points `shiren` at them.
+pub struct Instance {
+    pub dir: tempfile::TempDir,
+    pub db: TestDb,
+    pub env: Vec<(String, String)>,
+}
+
+impl Instance {
+    pub fn new(backend: Backend) -> Instance {
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(backend, dir.path());
+        let env = vec![
+            (
+                "SHIREN_DATA_DIR".to_string(),
+                dir.path().join("data").display().to_string(),
+            ),
+            ("SHIREN_DATABASE_URL".to_string(), db.url.clone()),
+            ("RUST_LOG".to_string(), "warn".to_string()),
+        ];
+        Instance { dir, db, env }
+    }
+
+    /// A `shiren` command with this instance's environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_shiren"));
+        c.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env_remove("SHIREN_CONFIG");
+        c
+    }
+
+    /// Runs a `shiren` command and returns its stdout; panics with its stderr on failure.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "shiren {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Writes a file into the instance's temp dir and returns its path.
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    /// Starts `shiren serve` on `bind` and waits until it prints its address.
+    pub fn serve(&self, bind: SocketAddr) -> Server {
+        let mut child = self
+            .cmd(&["serve"])
+            .env("SHIREN_BIND", bind.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("shiren serve did not start within 120 s");
+            }
+        };
+        Server { child, addr }
+    }
+}
+
+/// A running `shiren serve`, stopped when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://ip:port` as printed by the server.
+    pub addr: String,
+}
+
+impl Server {
+    /// The public base URL the server derives from its bound address (port 80 omitted).
+    pub fn public_url(&self) -> String {
+        self.addr.trim_end_matches(":80").to_string()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback address whose port 80 is free: the Python SDK ignores ports, so each test gets its own address.
+pub fn loopback_port_80() -> SocketAddr {
+    for _ in 0..200 {
+        let b: [u8; 3] = rand::random();
+        let ip = IpAddr::V4(Ipv4Addr::new(127, b[0].max(1), b[1], b[2].clamp(2, 254)));
+        let addr = SocketAddr::new(ip, 80);
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback address with port 80 (the tests must run as root to bind port 80)");
+}
+
+/// Merchant key pairs are slow to generate in debug builds of dependencies; share a few per test binary.
+pub fn merchant_key(i: usize) -> &'static SigningKey {
+    static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
+    &KEYS.get_or_init(|| (0..3).map(|_| SigningKey::generate().unwrap()).collect())[i]
+}
+
+/// The directory with the installed SDK clients (`node/node_modules`, `python/bin/python`).
+pub fn sdk_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/install.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tests/sdk/install.sh failed");
+        PathBuf::from(
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .trim()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+    })
+}
+
+/// A valid ID number (check digit computed) for test identities.
+pub fn test_cert_no() -> String {
+    shiren::certify::idcard::with_check_char("11010519900307123")
+}

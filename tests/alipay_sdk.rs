@@ -319,6 +319,51 @@ fn check_nothing_half_written(s: &Setup) {
     assert_eq!(files.len(), 1, "exactly one contrast picture is stored");
 }
 
+/// Eight identical initialize requests at once: one verification, the same certify_id for all.
+fn concurrent_identical_initialize(s: &Setup) {
+    let ts = now_ts();
+    let biz = format!(
+        r#"{{"outer_order_no":"race1","biz_code":"FACE","identity_param":{{"identity_type":"CERT_INFO","cert_type":"IDENTITY_CARD","cert_name":"张三","cert_no":"{}"}},"merchant_config":{{"return_url":"{RETURN_URL}"}}}}"#,
+        common::test_cert_no()
+    );
+    let p = vec![
+        ("app_id", APP_ID),
+        ("method", "alipay.user.certify.open.initialize"),
+        ("charset", "utf-8"),
+        ("sign_type", "RSA2"),
+        ("version", "1.0"),
+        ("timestamp", ts.as_str()),
+        ("biz_content", biz.as_str()),
+    ];
+    let body = signed_form(common::merchant_key(0), &p, Charset::Utf8);
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let body = body.clone();
+                scope.spawn(move || {
+                    let (_, resp) = post(s, "application/x-www-form-urlencoded", body);
+                    let (_, node, _) = split_envelope(&resp);
+                    let v: serde_json::Value = serde_json::from_slice(&node).unwrap();
+                    assert_eq!(v["code"], "10000", "{v}");
+                    v["certify_id"].as_str().unwrap().to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
+    let db = s.inst.db.connect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(shiren::db::verifications::count_for_app(&db, APP_ID))
+            .unwrap(),
+        4
+    );
+}
+
 fn suite(backend: Backend) {
     let sdk = common::sdk_dir();
     let s = setup(backend);
@@ -335,6 +380,8 @@ fn suite(backend: Backend) {
 
     raw_protocol_cases(&s);
     check_nothing_half_written(&s);
+
+    concurrent_identical_initialize(&s);
 
     // A disabled app is refused from then on.
     s.inst.run(&["app", "disable", APP_ID]);

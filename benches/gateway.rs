@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shiren::openplatform::{sign_content, Params, SignType, SigningKey};
+use shiren::openplatform::{merchant, Charset, SignType, SigningKey};
 
 const APP_ID: &str = "2021000000000009";
 
@@ -42,17 +42,7 @@ fn form_body(key: &SigningKey, method: &str, biz: &str) -> Vec<u8> {
         ("timestamp", ts.as_str()),
         ("biz_content", biz),
     ];
-    let params = Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let sign = key.sign(SignType::Rsa2, sign_content(params.map(), false).as_bytes());
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
-    let mut out: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", enc(v)))
-        .collect();
-    out.push(format!("sign={}", enc(&sign)));
-    out.join("&").into_bytes()
+    merchant::signed_form(key, SignType::Rsa2, &pairs, Charset::Utf8)
 }
 
 struct Run {

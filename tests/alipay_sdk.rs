@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Backend, Instance, Server};
-use shiren::openplatform::{sign_content, AppPublicKey, Charset, Params, SignType, SigningKey};
+use shiren::openplatform::{merchant, AppPublicKey, Charset, SignType, SigningKey};
 
 const APP_ID: &str = "2021000000000001";
 const RETURN_URL: &str = "https://merchant.example/face/back";
@@ -134,33 +134,9 @@ fn now_ts() -> String {
     chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// Signs params as a merchant would and returns the form body.
+/// Signs params (RSA2) as a merchant's SDK would and returns the form body.
 fn signed_form(key: &SigningKey, pairs: &[(&str, &str)], charset: Charset) -> Vec<u8> {
-    let params = Params::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let content = sign_content(params.map(), false);
-    let sign = key.sign(SignType::Rsa2, &charset.encode(&content));
-    let mut all: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    all.push(("sign".into(), sign));
-    let enc = |s: &str| -> String {
-        charset
-            .encode(s)
-            .iter()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (*b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    all.iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-        .into_bytes()
+    merchant::signed_form(key, SignType::Rsa2, pairs, charset)
 }
 
 fn post(s: &Setup, content_type: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
@@ -280,21 +256,7 @@ fn raw_protocol_cases(s: &Setup) {
     let mut p = base("alipay.user.certify.open.query", "{\"certify_id\":\"abc\"}");
     p[3] = ("sign_type", "RSA");
     p.push(("timestamp", &ts));
-    let params = Params::from_pairs(p.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let sign = key.sign(SignType::Rsa, sign_content(params.map(), false).as_bytes());
-    let mut form_body = signed_form(key, &p, Charset::Utf8);
-    // Replace the RSA2 signature the helper added with the SHA1 one.
-    let cut = form_body.windows(6).rposition(|w| w == b"&sign=").unwrap();
-    form_body.truncate(cut);
-    form_body.extend_from_slice(
-        format!(
-            "&sign={}",
-            sign.replace('+', "%2B")
-                .replace('/', "%2F")
-                .replace('=', "%3D")
-        )
-        .as_bytes(),
-    );
+    let form_body = merchant::signed_form(key, SignType::Rsa, &p, Charset::Utf8);
     let (_, body) = post(s, form, form_body);
     let (_, node, sig) = split_envelope(&body);
     assert!(s.gateway_key.verify(SignType::Rsa, &node, &sig));

@@ -2,6 +2,7 @@
 //! the string-to-sign, RSA2/RSA signatures, and the signed response envelope.
 pub mod envelope;
 pub mod keys;
+pub mod merchant;
 pub mod params;
 
 pub use envelope::{error_envelope, method_envelope, response_node_name};

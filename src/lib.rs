@@ -4,6 +4,7 @@ pub mod certify;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod face;
 pub mod gateway;
 pub mod keys;
 pub mod openplatform;

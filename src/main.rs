@@ -36,6 +36,24 @@ enum Command {
     },
     /// Print the gateway public key (PEM SubjectPublicKeyInfo): the "Alipay public key" merchants configure.
     GatewayKey,
+    /// Face models: provisioning and conversion.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Convert a TensorFlow.js graph model (model.json beside its weight shards) to ONNX.
+    Convert {
+        /// The model.json file.
+        #[arg(long)]
+        tfjs: PathBuf,
+        /// Where to write the .onnx file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +131,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", key.public_key().to_pem());
             Ok(())
         }
+        Command::Models { command } => match command {
+            ModelsCommand::Convert { tfjs, out } => {
+                let json = std::fs::read(&tfjs)
+                    .with_context(|| format!("cannot read {}", tfjs.display()))?;
+                let dir = tfjs.parent().map(PathBuf::from).unwrap_or_default();
+                let name = tfjs
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("model")
+                    .to_string();
+                let model =
+                    shiren::face::tfjs::convert(&json, &|p| std::fs::read(dir.join(p)), &name)?;
+                std::fs::write(&out, model.encode())
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                println!(
+                    "wrote {} ({} nodes, {} initializers)",
+                    out.display(),
+                    model.nodes.len(),
+                    model.initializers.len()
+                );
+                Ok(())
+            }
+        },
         Command::App { command } => {
             let database = shiren::open_database(&config).await?;
             match command {

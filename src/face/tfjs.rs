@@ -52,14 +52,9 @@ fn f16_to_f32(bits: u16) -> f32 {
     let v = match (exp, frac) {
         (0, 0) => sign,
         (0, f) => {
-            // subnormal: normalise
-            let mut e: i32 = -1;
-            let mut f = f;
-            while f & 0x400 == 0 {
-                f <<= 1;
-                e -= 1;
-            }
-            sign | (((127 - 15 + 1 + e) as u32) << 23) | ((f & 0x3ff) << 13)
+            // Subnormal: frac × 2^-24, exact in f32.
+            let magnitude = f as f32 * f32::from_bits(0x3380_0000);
+            return if sign != 0 { -magnitude } else { magnitude };
         }
         (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
         (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),

@@ -45,6 +45,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
+    /// Fetch, convert and verify ONNX Runtime and the face models into SHIREN_MODELS_DIR (a no-op when present).
+    Install,
     /// Convert a TensorFlow.js graph model (model.json beside its weight shards) to ONNX.
     Convert {
         /// The model.json file.
@@ -132,6 +134,24 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Models { command } => match command {
+            ModelsCommand::Install => {
+                let dir = shiren::face::provision::default_dir();
+                let manifest = shiren::face::provision::Manifest::builtin();
+                let started = std::time::Instant::now();
+                let installed = shiren::face::provision::ensure(
+                    &dir,
+                    &manifest,
+                    &shiren::face::provision::StderrProgress,
+                )?;
+                println!(
+                    "models ready in {} ({} models, runtime {}) after {:.1} s",
+                    installed.dir.display(),
+                    installed.models.len(),
+                    installed.runtime_lib.display(),
+                    started.elapsed().as_secs_f64()
+                );
+                Ok(())
+            }
             ModelsCommand::Convert { tfjs, out } => {
                 let json = std::fs::read(&tfjs)
                     .with_context(|| format!("cannot read {}", tfjs.display()))?;

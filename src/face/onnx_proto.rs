@@ -210,7 +210,8 @@ impl Model {
         let mut m = Writer::default();
         m.int(1, 8); // IR version 8
         m.string(2, "shiren");
-        m.string(3, env!("CARGO_PKG_VERSION"));
+        // A fixed converter version (not the crate version) keeps converted files byte-stable across releases.
+        m.string(3, "tfjs-converter-1");
         m.message(7, g);
         let mut opset = Writer::default();
         opset.string(1, "");

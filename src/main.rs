@@ -36,10 +36,24 @@ enum Command {
     },
     /// Print the gateway public key (PEM SubjectPublicKeyInfo): the "Alipay public key" merchants configure.
     GatewayKey,
+    /// The face engine: evaluation on a labelled photo set.
+    Face {
+        #[command(subcommand)]
+        command: FaceCommand,
+    },
     /// Face models: provisioning and conversion.
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaceCommand {
+    /// Verification accuracy on a folder with identities.csv (file,identity) and pairs.csv (a,b,same).
+    Eval {
+        /// The folder (e.g. ../shared/data/faces).
+        dir: PathBuf,
     },
 }
 
@@ -133,6 +147,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", key.public_key().to_pem());
             Ok(())
         }
+        Command::Face {
+            command: FaceCommand::Eval { dir },
+        } => face_eval(&dir),
         Command::Models { command } => match command {
             ModelsCommand::Install => {
                 let dir = shiren::face::provision::default_dir();
@@ -252,4 +269,77 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+fn read_csv(path: &std::path::Path) -> anyhow::Result<Vec<Vec<String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').map(|c| c.trim().to_string()).collect())
+        .collect())
+}
+
+/// `shiren face eval DIR`: embeds every photo (largest face), scores every labelled pair, prints the metrics.
+fn face_eval(dir: &std::path::Path) -> anyhow::Result<()> {
+    use shiren::face::engine::{cosine, EngineSettings, FaceEngine, OnnxEngine};
+    let installed = shiren::face::provision::ensure(
+        &shiren::face::provision::default_dir(),
+        &shiren::face::provision::Manifest::builtin(),
+        &shiren::face::provision::StderrProgress,
+    )?;
+    let engine = OnnxEngine::load(&installed, EngineSettings::default())?;
+    let mut embeddings = std::collections::HashMap::new();
+    let files = read_csv(&dir.join("identities.csv"))?;
+    let started = std::time::Instant::now();
+    for (i, row) in files.iter().enumerate() {
+        let file = &row[0];
+        let bytes = std::fs::read(dir.join(file)).with_context(|| format!("cannot read {file}"))?;
+        let img = shiren::face::image::decode(&bytes, Default::default())
+            .with_context(|| file.clone())?;
+        let faces = engine.analyze(&img)?;
+        eprint!("\r[eval] {}/{} photos", i + 1, files.len());
+        match faces.into_iter().next() {
+            Some(f) => {
+                embeddings.insert(file.clone(), f.embedding);
+            }
+            None => eprintln!("\n[eval] no face in {file}"),
+        }
+    }
+    let per_photo = started.elapsed().as_secs_f64() * 1000.0 / files.len().max(1) as f64;
+    eprintln!();
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    let mut missing = 0;
+    for row in read_csv(&dir.join("pairs.csv"))? {
+        match (embeddings.get(&row[0]), embeddings.get(&row[1])) {
+            (Some(a), Some(b)) => {
+                let s = f64::from(cosine(a, b));
+                if row[2] == "1" {
+                    genuine.push(s)
+                } else {
+                    impostor.push(s)
+                }
+            }
+            _ => missing += 1,
+        }
+    }
+    let m = shiren::face::eval::metrics(&genuine, &impostor, &[1e-2, 1e-3]);
+    println!("recogniser mobileface: {} photos, {} faces embedded, {:.1} ms per photo (decode+detect+mesh+align+embed)", files.len(), embeddings.len(), per_photo);
+    println!(
+        "pairs: {} genuine, {} impostor, {} skipped (no face)",
+        m.genuine, m.impostor, missing
+    );
+    println!(
+        "AUC {:.4}  EER {:.3} (cosine {:.3})",
+        m.auc, m.eer, m.eer_threshold
+    );
+    for (far, t, tar) in &m.tar_at_far {
+        println!(
+            "TAR {:.3} at FAR <= {:.0e} (cosine threshold {:.3})",
+            tar, far, t
+        );
+    }
+    Ok(())
 }

@@ -1,5 +1,11 @@
 //! The face engine: model provisioning and conversion, and (to come) detection, landmarks, alignment, embedding
 //! and the liveness signals.
+pub mod detect;
+pub mod engine;
+pub mod eval;
+pub mod geometry;
+pub mod image;
 pub mod onnx_proto;
 pub mod provision;
+pub mod runtime;
 pub mod tfjs;

@@ -1,0 +1,194 @@
+//! Pure geometry: points, the 4-DoF similarity fit (least squares, no reflection), bilinear sampling, and warps.
+use image::RgbImage;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
+impl Point {
+    pub fn new(x: f32, y: f32) -> Point {
+        Point { x, y }
+    }
+    pub fn dist(self, o: Point) -> f32 {
+        ((self.x - o.x).powi(2) + (self.y - o.y).powi(2)).sqrt()
+    }
+    pub fn mid(self, o: Point) -> Point {
+        Point::new((self.x + o.x) / 2.0, (self.y + o.y) / 2.0)
+    }
+}
+
+/// `q = [a -b; b a] p + t`: rotation, uniform scale and translation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Similarity {
+    pub a: f32,
+    pub b: f32,
+    pub tx: f32,
+    pub ty: f32,
+}
+
+impl Similarity {
+    pub fn apply(&self, p: Point) -> Point {
+        Point::new(
+            self.a * p.x - self.b * p.y + self.tx,
+            self.b * p.x + self.a * p.y + self.ty,
+        )
+    }
+
+    pub fn inverse(&self) -> Similarity {
+        let d = self.a * self.a + self.b * self.b;
+        let (a, b) = (self.a / d, -self.b / d);
+        let t = Similarity {
+            a,
+            b,
+            tx: 0.0,
+            ty: 0.0,
+        }
+        .apply(Point::new(-self.tx, -self.ty));
+        Similarity {
+            a,
+            b,
+            tx: t.x,
+            ty: t.y,
+        }
+    }
+
+    pub fn scale(&self) -> f32 {
+        (self.a * self.a + self.b * self.b).sqrt()
+    }
+
+    /// The least-squares similarity taking `src` onto `dst` (Umeyama without reflection).
+    pub fn fit(src: &[Point], dst: &[Point]) -> Option<Similarity> {
+        let n = src.len().min(dst.len());
+        if n < 2 {
+            return None;
+        }
+        let mean = |ps: &[Point]| {
+            let (sx, sy) = ps[..n]
+                .iter()
+                .fold((0.0, 0.0), |(x, y), p| (x + p.x, y + p.y));
+            Point::new(sx / n as f32, sy / n as f32)
+        };
+        let (ms, md) = (mean(src), mean(dst));
+        let (mut dot, mut cross, mut norm) = (0.0f32, 0.0f32, 0.0f32);
+        for i in 0..n {
+            let (sx, sy) = (src[i].x - ms.x, src[i].y - ms.y);
+            let (dx, dy) = (dst[i].x - md.x, dst[i].y - md.y);
+            dot += sx * dx + sy * dy;
+            cross += sx * dy - sy * dx;
+            norm += sx * sx + sy * sy;
+        }
+        if norm <= f32::EPSILON {
+            return None;
+        }
+        let (a, b) = (dot / norm, cross / norm);
+        let tx = md.x - (a * ms.x - b * ms.y);
+        let ty = md.y - (b * ms.x + a * ms.y);
+        Some(Similarity { a, b, tx, ty })
+    }
+}
+
+/// Bilinear sample of an RGB image at (x, y) in pixel coordinates (pixel centres at integers); outside is black.
+pub fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let px = |xx: i64, yy: i64| -> [f32; 3] {
+        if xx < 0 || yy < 0 || xx >= w || yy >= h {
+            [0.0; 3]
+        } else {
+            let p = img.get_pixel(xx as u32, yy as u32).0;
+            [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])]
+        }
+    };
+    let (p00, p10, p01, p11) = (
+        px(x0, y0),
+        px(x0 + 1, y0),
+        px(x0, y0 + 1),
+        px(x0 + 1, y0 + 1),
+    );
+    let mut out = [0.0; 3];
+    for c in 0..3 {
+        let top = p00[c] + (p10[c] - p00[c]) * fx;
+        let bottom = p01[c] + (p11[c] - p01[c]) * fx;
+        out[c] = top + (bottom - top) * fy;
+    }
+    out
+}
+
+/// Warps `img` into a `w`×`h` RGB float buffer (HWC, 0..255) where output pixel q comes from `to_src(q)`.
+pub fn warp(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(w * h * 3);
+    for v in 0..h {
+        for u in 0..w {
+            let p = to_src.apply(Point::new(u as f32, v as f32));
+            out.extend_from_slice(&sample(img, p.x, p.y));
+        }
+    }
+    out
+}
+
+/// The ArcFace 112×112 five-point template: eye (image left), eye (image right), nose tip, mouth corners.
+pub const ARCFACE_112: [Point; 5] = [
+    Point {
+        x: 38.2946,
+        y: 51.6963,
+    },
+    Point {
+        x: 73.5318,
+        y: 51.5014,
+    },
+    Point {
+        x: 56.0252,
+        y: 71.7366,
+    },
+    Point {
+        x: 41.5493,
+        y: 92.3655,
+    },
+    Point {
+        x: 70.7299,
+        y: 92.2041,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_recovers_a_known_similarity() {
+        let truth = Similarity {
+            a: 0.8,
+            b: 0.3,
+            tx: 12.0,
+            ty: -4.0,
+        };
+        let src: Vec<Point> = ARCFACE_112.to_vec();
+        let dst: Vec<Point> = src.iter().map(|p| truth.apply(*p)).collect();
+        let fit = Similarity::fit(&src, &dst).unwrap();
+        for (x, y) in [
+            (fit.a, truth.a),
+            (fit.b, truth.b),
+            (fit.tx, truth.tx),
+            (fit.ty, truth.ty),
+        ] {
+            assert!((x - y).abs() < 1e-3, "{fit:?}");
+        }
+        let back = fit.inverse();
+        let p = Point::new(3.0, 7.0);
+        let q = back.apply(fit.apply(p));
+        assert!(p.dist(q) < 1e-3);
+        assert!(Similarity::fit(&[p, p], &[p, q]).is_none());
+    }
+
+    #[test]
+    fn bilinear_sampling() {
+        let mut img = RgbImage::new(2, 1);
+        img.put_pixel(0, 0, image::Rgb([0, 0, 0]));
+        img.put_pixel(1, 0, image::Rgb([100, 200, 50]));
+        assert_eq!(sample(&img, 0.5, 0.0), [50.0, 100.0, 25.0]);
+        assert_eq!(sample(&img, -5.0, 0.0), [0.0; 3]);
+    }
+}

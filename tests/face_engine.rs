@@ -1,0 +1,208 @@
+//! The face engine on the real models, provisioned from the registries on first use (`SHIREN_MODELS_DIR`).
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use shiren::face::engine::{cosine, EngineSettings, FaceEngine, OnnxEngine};
+use shiren::face::provision::{self, Installed, Manifest, StderrProgress};
+use shiren::face::runtime::{environment, OnnxModel};
+
+fn installed() -> &'static Installed {
+    static I: OnceLock<Installed> = OnceLock::new();
+    I.get_or_init(|| {
+        provision::ensure(
+            &provision::default_dir(),
+            &Manifest::builtin(),
+            &StderrProgress,
+        )
+        .expect("models install")
+    })
+}
+
+fn engine() -> &'static OnnxEngine {
+    static E: OnceLock<OnnxEngine> = OnceLock::new();
+    E.get_or_init(|| {
+        OnnxEngine::load(installed(), EngineSettings::default()).expect("engine loads")
+    })
+}
+
+fn faces_dir() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/faces");
+    if d.is_dir() {
+        Some(d)
+    } else {
+        eprintln!("../shared/data/faces is not here: photo checks skipped");
+        None
+    }
+}
+
+/// A deterministic synthetic image, the same one used to compute the reference numbers below.
+fn synth(s: usize, scale: f32, offset: f32) -> Vec<f32> {
+    let mut v = Vec::with_capacity(s * s * 3);
+    for y in 0..s {
+        for x in 0..s {
+            for c in 0..3 {
+                v.push(((x * 7 + y * 13 + c * 29) % 256) as f32 * scale + offset);
+            }
+        }
+    }
+    v
+}
+
+/// Reference outputs of the same TF.js models converted by tf2onnx 1.17.0 (TensorFlow 2.21) and run by ONNX Runtime
+/// 1.31.1 in Python, on `synth` (the first 8 values and the sum). shiren's own converter must reproduce them.
+#[test]
+fn converted_models_match_the_tf2onnx_reference() {
+    let env = environment(&installed().runtime_lib).unwrap();
+    let cases: [(&str, usize, f32, f32, &str, [f32; 8], f32, f32); 3] = [
+        (
+            "blazeface-front",
+            128,
+            1.0 / 127.5,
+            -1.0,
+            "Identity_2",
+            [
+                0.37892, -0.43255, 25.54733, 25.54697, -1.52992, -5.64035, 3.09935, -5.38237,
+            ],
+            21995.9258,
+            1e-3,
+        ),
+        (
+            "facemesh",
+            192,
+            1.0 / 255.0,
+            0.0,
+            "Identity_2",
+            [
+                100.19125, 112.79155, -11.1424, 102.86094, 100.84781, -21.62157, 100.29337,
+                104.47412,
+            ],
+            89476.6094,
+            1e-2,
+        ),
+        (
+            "mobileface",
+            112,
+            1.0,
+            0.0,
+            "batchnorm0/add_1",
+            [
+                11.9247, 1.10583, 4.71491, -1.62144, -3.58, -2.6663, -4.93108, -13.86138,
+            ],
+            108.784,
+            1e-3,
+        ),
+    ];
+    for (name, s, scale, offset, output, first8, sum, tol) in cases {
+        let model = OnnxModel::load(env, name, &installed().models[name], 2).unwrap();
+        let out = model
+            .run([1, s, s, 3], &synth(s, scale, offset), &[output])
+            .unwrap();
+        let data = &out[0].data;
+        let max_diff = data
+            .iter()
+            .zip(first8)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!("{name}: max |diff| of the first 8 values {max_diff:.2e}");
+        assert!(max_diff < tol, "{name}: {:?} vs {first8:?}", &data[..8]);
+        let s: f32 = data.iter().sum();
+        assert!(
+            (s - sum).abs() <= sum.abs() * 1e-4 + 0.05,
+            "{name}: sum {s} vs {sum}"
+        );
+    }
+}
+
+#[test]
+fn provisioning_is_idempotent_and_repairs_a_corrupt_cache() {
+    let src = &installed().dir;
+    let dir = tempfile::tempdir().unwrap();
+    // A copy of the cache (downloads included, so no registry is asked), then damage two files.
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let (f, t) = (e.path(), to.join(e.file_name()));
+            if f.is_dir() {
+                copy(&f, &t);
+            } else if std::fs::hard_link(&f, &t).is_err() {
+                std::fs::copy(&f, &t).unwrap();
+            }
+        }
+    }
+    copy(src, dir.path());
+    let manifest = Manifest::builtin();
+    std::fs::remove_file(dir.path().join("facemesh.onnx")).unwrap();
+    std::fs::write(dir.path().join("facemesh.onnx"), b"partial").unwrap();
+    let lib = dir.path().join("onnxruntime/libonnxruntime.so.1.31.1");
+    std::fs::remove_file(&lib).unwrap();
+    std::fs::write(&lib, b"\x7fELF truncated").unwrap();
+    let again = provision::ensure(dir.path(), &manifest, &StderrProgress).unwrap();
+    for m in &manifest.models {
+        assert_eq!(
+            provision::file_sha256(&again.models[&m.name])
+                .unwrap()
+                .as_deref(),
+            Some(m.sha256.as_str())
+        );
+    }
+    assert_eq!(
+        provision::file_sha256(&lib).unwrap().as_deref(),
+        Some(manifest.runtime.member_sha256.as_str())
+    );
+    // A second run finds everything in place.
+    let t = std::time::Instant::now();
+    provision::ensure(dir.path(), &manifest, &StderrProgress).unwrap();
+    println!("verified no-op run: {:?}", t.elapsed());
+}
+
+fn analyze(dir: &Path, file: &str) -> Vec<shiren::face::engine::Face> {
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    let img = shiren::face::image::decode(&bytes, Default::default()).unwrap();
+    engine().analyze(&img).unwrap()
+}
+
+#[test]
+fn multi_face_photos_are_counted() {
+    let Some(dir) = faces_dir() else { return };
+    assert_eq!(analyze(&dir, "couple.jpg").len(), 2);
+    let many = analyze(&dir, "selfie-many-people.jpg").len();
+    assert!(many >= 3, "{many} faces");
+    let one = analyze(&dir, "img1.jpg");
+    assert_eq!(one.len(), 1);
+    assert!(
+        one[0].detection.score >= 0.75 && one[0].mesh_score > 0.5,
+        "{:?}",
+        one[0].detection.score
+    );
+}
+
+#[test]
+fn labelled_pairs_separate() {
+    let Some(dir) = faces_dir() else { return };
+    let ids = std::fs::read_to_string(dir.join("identities.csv")).unwrap();
+    let mut emb = std::collections::HashMap::new();
+    for line in ids.lines().skip(1) {
+        let file = line.split(',').next().unwrap();
+        let faces = analyze(&dir, file);
+        assert!(!faces.is_empty(), "no face in {file}");
+        emb.insert(file.to_string(), faces[0].embedding.clone());
+    }
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for line in std::fs::read_to_string(dir.join("pairs.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let c: Vec<&str> = line.split(',').collect();
+        let s = f64::from(cosine(&emb[c[0]], &emb[c[1]]));
+        if c[2] == "1" {
+            genuine.push(s)
+        } else {
+            impostor.push(s)
+        }
+    }
+    let m = shiren::face::eval::metrics(&genuine, &impostor, &[1e-2]);
+    println!("{m:?}");
+    assert_eq!((m.genuine, m.impostor), (77, 451));
+    assert!(m.auc > 0.99 && m.eer < 0.05, "{m:?}");
+}

@@ -53,46 +53,66 @@ fn synth(s: usize, scale: f32, offset: f32) -> Vec<f32> {
 #[test]
 fn converted_models_match_the_tf2onnx_reference() {
     let env = environment(&installed().runtime_lib).unwrap();
-    let cases: [(&str, usize, f32, f32, &str, [f32; 8], f32, f32); 3] = [
-        (
-            "blazeface-front",
-            128,
-            1.0 / 127.5,
-            -1.0,
-            "Identity_2",
-            [
+    struct Reference {
+        name: &'static str,
+        size: usize,
+        scale: f32,
+        offset: f32,
+        output: &'static str,
+        first8: [f32; 8],
+        sum: f32,
+        tol: f32,
+    }
+    let cases = [
+        Reference {
+            name: "blazeface-front",
+            size: 128,
+            scale: 1.0 / 127.5,
+            offset: -1.0,
+            output: "Identity_2",
+            first8: [
                 0.37892, -0.43255, 25.54733, 25.54697, -1.52992, -5.64035, 3.09935, -5.38237,
             ],
-            21995.9258,
-            1e-3,
-        ),
-        (
-            "facemesh",
-            192,
-            1.0 / 255.0,
-            0.0,
-            "Identity_2",
-            [
+            sum: 21995.926,
+            tol: 1e-3,
+        },
+        Reference {
+            name: "facemesh",
+            size: 192,
+            scale: 1.0 / 255.0,
+            offset: 0.0,
+            output: "Identity_2",
+            first8: [
                 100.19125, 112.79155, -11.1424, 102.86094, 100.84781, -21.62157, 100.29337,
                 104.47412,
             ],
-            89476.6094,
-            1e-2,
-        ),
-        (
-            "mobileface",
-            112,
-            1.0,
-            0.0,
-            "batchnorm0/add_1",
-            [
+            sum: 89476.61,
+            tol: 1e-2,
+        },
+        Reference {
+            name: "mobileface",
+            size: 112,
+            scale: 1.0,
+            offset: 0.0,
+            output: "batchnorm0/add_1",
+            first8: [
                 11.9247, 1.10583, 4.71491, -1.62144, -3.58, -2.6663, -4.93108, -13.86138,
             ],
-            108.784,
-            1e-3,
-        ),
+            sum: 108.784,
+            tol: 1e-3,
+        },
     ];
-    for (name, s, scale, offset, output, first8, sum, tol) in cases {
+    for Reference {
+        name,
+        size: s,
+        scale,
+        offset,
+        output,
+        first8,
+        sum,
+        tol,
+    } in cases
+    {
         let model = OnnxModel::load(env, name, &installed().models[name], 2).unwrap();
         let out = model
             .run([1, s, s, 3], &synth(s, scale, offset), &[output])

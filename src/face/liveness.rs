@@ -60,6 +60,9 @@ pub struct Thresholds {
     pub blink_face_length_tolerance: f32,
     /// A blink counts only while pitch stays within this distance of its baseline.
     pub blink_pitch_tolerance: f32,
+    /// The face length and pitch baselines of the stability check: the median over this many milliseconds before
+    /// the frame (short, so that a person moving closer to the camera is not mistaken for a nod).
+    pub blink_stability_window_ms: u32,
     /// Turn when |yaw − baseline| reaches this (deliberate turns 0.14–0.24; stillness jitter ≤ 0.007).
     pub turn_yaw: f32,
     /// Frames a mouth or turn must hold.
@@ -84,6 +87,7 @@ impl Default for Thresholds {
             blink_window_ms: 3000,
             blink_face_length_tolerance: 0.06,
             blink_pitch_tolerance: 0.04,
+            blink_stability_window_ms: 500,
             turn_yaw: 0.15,
             min_frames: 2,
             same_identity_cosine: 0.35,
@@ -164,10 +168,15 @@ pub fn find_action(
                 if window.len() < 5 {
                     continue;
                 }
+                let recent: Vec<Measures> = obs[..i]
+                    .iter()
+                    .filter(|o| o.t_ms + th.blink_stability_window_ms >= t)
+                    .filter_map(|o| o.measures)
+                    .collect();
                 let (Some(open), Some(len), Some(pitch)) = (
                     median(window.iter().map(|w| w.eye_open_norm).collect()),
-                    median(window.iter().map(|w| w.face_length).collect()),
-                    median(window.iter().map(|w| w.pitch).collect()),
+                    median(recent.iter().map(|w| w.face_length).collect()),
+                    median(recent.iter().map(|w| w.pitch).collect()),
                 ) else {
                     continue;
                 };
@@ -184,6 +193,41 @@ pub fn find_action(
         }
     }
     (None, best)
+}
+
+/// The first frame after `at` where the action seen at `at` has ended (mouth closed below half the open threshold,
+/// yaw back within half the turn threshold, eye opening back above the blink ratio of its pre-blink median), so
+/// that the same action asked twice needs two separate movements.
+pub fn action_end(
+    obs: &[Observation],
+    action: Action,
+    at: usize,
+    yaw_baseline: f32,
+    th: &Thresholds,
+) -> usize {
+    let m = |i: usize| obs.get(i).and_then(|o| o.measures);
+    let reference_open = {
+        let t = obs.get(at).map(|o| o.t_ms).unwrap_or(0);
+        median(
+            obs[..at.min(obs.len())]
+                .iter()
+                .filter(|o| o.t_ms + th.blink_window_ms >= t)
+                .filter_map(|o| o.measures.map(|x| x.eye_open_norm))
+                .collect(),
+        )
+        .unwrap_or(0.0)
+    };
+    (at + 1..obs.len())
+        .find(|&j| {
+            m(j).is_some_and(|x| match action {
+                Action::OpenMouth => x.mar < th.mouth_open_mar / 2.0,
+                Action::TurnLeft | Action::TurnRight => {
+                    (x.yaw - yaw_baseline).abs() < th.turn_yaw / 2.0
+                }
+                Action::Blink => x.eye_open_norm >= th.blink_ratio * reference_open,
+            })
+        })
+        .unwrap_or(obs.len())
 }
 
 /// The session's resting yaw: the median over the first second of frames with a face.
@@ -217,10 +261,10 @@ pub fn actions_in_order(obs: &[Observation], challenge: &[Action], th: &Threshol
             passed: at.is_some(),
             at_frame: at,
         });
-        match at {
-            Some(i) => from = i + th.min_frames.max(1),
-            None => from = obs.len(),
-        }
+        from = match at {
+            Some(i) => action_end(obs, *a, i, baseline, th),
+            None => obs.len(),
+        };
     }
     out
 }
@@ -399,6 +443,9 @@ mod tests {
         );
         let wrong = actions_in_order(&obs, &[Action::OpenMouth, Action::Blink], &th);
         assert!(wrong[0].passed && !wrong[1].passed, "{wrong:?}");
+        // One open mouth does not answer a challenge for two.
+        let twice = actions_in_order(&obs, &[Action::OpenMouth, Action::OpenMouth], &th);
+        assert!(twice[0].passed && !twice[1].passed, "{twice:?}");
         let right = actions_in_order(&obs, &[Action::TurnRight], &th);
         assert!(!right[0].passed);
     }

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod geometry;
 pub mod image;
 pub mod liveness;
+pub mod observe;
 pub mod onnx_proto;
 pub mod provision;
 pub mod quality;

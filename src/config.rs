@@ -32,6 +32,25 @@ pub struct Config {
     pub max_contrast_picture_bytes: usize,
     /// `text` (default) or `json` (`SHIREN_LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// Where provisioned models live (`SHIREN_MODELS_DIR`); default `~/.cache/shiren/models`.
+    pub models_dir: Option<PathBuf>,
+    /// An operator-supplied recogniser ONNX file (e.g. one the operator is licensed to use) replacing MobileFace.
+    /// It takes a 112×112 ArcFace-aligned RGB crop, NHWC, prepared by `recogniser_preset`.
+    pub recogniser_model: Option<PathBuf>,
+    /// Preprocessing of the recogniser input: `raw` (RGB 0..255), `centered` ((x − 127.5) / 128) or `unit` (x / 255).
+    pub recogniser_preset: RecogniserPreset,
+    /// Output tensor name of `recogniser_model` (default: its first output).
+    pub recogniser_output: Option<String>,
+}
+
+/// How the aligned crop is scaled before the recogniser.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RecogniserPreset {
+    #[default]
+    Raw,
+    Centered,
+    Unit,
 }
 
 /// Log output format.
@@ -56,6 +75,10 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             max_contrast_picture_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
+            models_dir: None,
+            recogniser_model: None,
+            recogniser_preset: RecogniserPreset::Raw,
+            recogniser_output: None,
         }
     }
 }
@@ -80,6 +103,10 @@ impl fmt::Debug for Config {
                 &self.max_contrast_picture_bytes,
             )
             .field("log_format", &self.log_format)
+            .field("models_dir", &self.models_dir)
+            .field("recogniser_model", &self.recogniser_model)
+            .field("recogniser_preset", &self.recogniser_preset)
+            .field("recogniser_output", &self.recogniser_output)
             .finish()
     }
 }
@@ -164,6 +191,9 @@ impl Config {
         if let Some(v) = get("SHIREN_GATEWAY_PRIVATE_KEY_FILE").filter(|v| !v.is_empty()) {
             self.gateway_private_key_file = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("SHIREN_MODELS_DIR").filter(|v| !v.is_empty()) {
+            self.models_dir = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("SHIREN_CERTIFY_TTL_SECS") {
             self.certify_ttl_secs = parse("SHIREN_CERTIFY_TTL_SECS", &v)?;
         }
@@ -197,6 +227,13 @@ impl Config {
                 self.data_dir.join("shiren.sqlite").display()
             ),
         }
+    }
+
+    /// The models directory in force.
+    pub fn effective_models_dir(&self) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(crate::face::provision::default_dir)
     }
 
     /// The gateway private key file in force.

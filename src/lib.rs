@@ -32,6 +32,8 @@ pub struct AppContext {
     pub gateway: gateway::Gateway,
     pub templates: tera::Tera,
     pub public_url: String,
+    /// The face engine (used by the hosted flow's decision).
+    pub face: Arc<dyn face::engine::FaceEngine>,
 }
 
 /// The hosted-page templates, compiled into the binary so it runs from anywhere.
@@ -67,6 +69,7 @@ pub fn build_context(
     db: DatabaseConnection,
     key: SigningKey,
     public_url: String,
+    face: Arc<dyn face::engine::FaceEngine>,
 ) -> anyhow::Result<Arc<AppContext>> {
     let store = storage::ObjectStore::new(config.data_dir.join("objects"));
     let certify = CertifyService::new(
@@ -93,6 +96,7 @@ pub fn build_context(
         certify,
         gateway,
         public_url,
+        face,
     }))
 }
 
@@ -104,6 +108,21 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl poem::Endpoint {
 /// `shiren serve`: migrate, load or create the gateway key, bind, print the address, serve until Ctrl-C/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
+    // The face engine: provisioned on first run (with progress), verified on every start, loaded once.
+    let models_dir = config.effective_models_dir();
+    let settings = face::engine::EngineSettings::from_config(&config);
+    let engine =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<face::engine::OnnxEngine> {
+            let installed = face::provision::ensure(
+                &models_dir,
+                &face::provision::Manifest::builtin(),
+                &face::provision::StderrProgress,
+            )
+            .context("cannot provision the face models")?;
+            Ok(face::engine::OnnxEngine::load(&installed, settings)?)
+        })
+        .await
+        .context("model loading panicked")??;
     let key = keys::load_or_create(&config.effective_gateway_key_file())?;
     let acceptor = TcpListener::bind(config.bind)
         .into_acceptor()
@@ -115,7 +134,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .and_then(|a| a.as_socket_addr().copied())
         .context("listener has no socket address")?;
     let public_url = config.effective_public_url(bound);
-    let ctx = build_context(config, db, key, public_url.clone())?;
+    let ctx = build_context(config, db, key, public_url.clone(), Arc::new(engine))?;
     tracing::info!(%bound, %public_url, "shiren is serving");
     // Scripts and tests read this line to learn the bound address.
     println!("listening on http://{bound}");

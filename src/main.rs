@@ -149,10 +149,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Face {
             command: FaceCommand::Eval { dir },
-        } => face_eval(&dir),
+        } => face_eval(&dir, &config),
         Command::Models { command } => match command {
             ModelsCommand::Install => {
-                let dir = shiren::face::provision::default_dir();
+                let dir = config.effective_models_dir();
                 let manifest = shiren::face::provision::Manifest::builtin();
                 let started = std::time::Instant::now();
                 let installed = shiren::face::provision::ensure(
@@ -283,14 +283,14 @@ fn read_csv(path: &std::path::Path) -> anyhow::Result<Vec<Vec<String>>> {
 }
 
 /// `shiren face eval DIR`: embeds every photo (largest face), scores every labelled pair, prints the metrics.
-fn face_eval(dir: &std::path::Path) -> anyhow::Result<()> {
+fn face_eval(dir: &std::path::Path, config: &Config) -> anyhow::Result<()> {
     use shiren::face::engine::{cosine, EngineSettings, FaceEngine, OnnxEngine};
     let installed = shiren::face::provision::ensure(
-        &shiren::face::provision::default_dir(),
+        &config.effective_models_dir(),
         &shiren::face::provision::Manifest::builtin(),
         &shiren::face::provision::StderrProgress,
     )?;
-    let engine = OnnxEngine::load(&installed, EngineSettings::default())?;
+    let engine = OnnxEngine::load(&installed, EngineSettings::from_config(config))?;
     let mut embeddings = std::collections::HashMap::new();
     let files = read_csv(&dir.join("identities.csv"))?;
     let started = std::time::Instant::now();
@@ -326,7 +326,12 @@ fn face_eval(dir: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     let m = shiren::face::eval::metrics(&genuine, &impostor, &[1e-2, 1e-3]);
-    println!("recogniser mobileface: {} photos, {} faces embedded, {:.1} ms per photo (decode+detect+mesh+align+embed)", files.len(), embeddings.len(), per_photo);
+    let recogniser = config
+        .recogniser_model
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "mobileface".into());
+    println!("recogniser {recogniser}: {} photos, {} faces embedded, {:.1} ms per photo (decode+detect+mesh+align+embed)", files.len(), embeddings.len(), per_photo);
     println!(
         "pairs: {} genuine, {} impostor, {} skipped (no face)",
         m.genuine, m.impostor, missing

@@ -226,3 +226,36 @@ fn labelled_pairs_separate() {
     assert_eq!((m.genuine, m.impostor), (77, 451));
     assert!(m.auc > 0.99 && m.eer < 0.05, "{m:?}");
 }
+
+#[test]
+fn an_operator_recogniser_replaces_the_default() {
+    let Some(dir) = faces_dir() else { return };
+    // The operator points the engine at their own ONNX file; here a copy of MobileFace, found by its first output.
+    let copy = tempfile::tempdir().unwrap();
+    let path = copy.path().join("licensed-recogniser.onnx");
+    std::fs::copy(&installed().models["mobileface"], &path).unwrap();
+    let settings = EngineSettings {
+        recogniser_override: Some((path, None)),
+        ..EngineSettings::default()
+    };
+    let custom = OnnxEngine::load(installed(), settings).unwrap();
+    let img = shiren::face::image::decode(
+        &std::fs::read(dir.join("img1.jpg")).unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let a = engine().analyze(&img).unwrap().remove(0).embedding;
+    let b = custom.analyze(&img).unwrap().remove(0).embedding;
+    assert!(cosine(&a, &b) > 0.9999);
+    // A different preset changes the input, and so the embedding.
+    let centered = OnnxEngine::load(
+        installed(),
+        EngineSettings {
+            recogniser_preset: shiren::config::RecogniserPreset::Centered,
+            ..EngineSettings::default()
+        },
+    )
+    .unwrap();
+    let c = centered.analyze(&img).unwrap().remove(0).embedding;
+    assert!(cosine(&a, &c) < 0.99);
+}

@@ -5,6 +5,7 @@ use super::detect::{self, Detection};
 use super::geometry::{self, Point, Similarity, ARCFACE_112};
 use super::provision::Installed;
 use super::runtime::{environment, OnnxModel, RuntimeError};
+use crate::config::RecogniserPreset;
 
 /// One analysed face.
 #[derive(Debug, Clone)]
@@ -26,12 +27,15 @@ pub trait FaceEngine: Send + Sync {
     fn analyze(&self, img: &RgbImage) -> Result<Vec<Face>, RuntimeError>;
 }
 
-/// Detector settings (measured: every real face scored ≥ 0.82; wrong boxes appeared at 0.57–0.61).
-#[derive(Debug, Clone, Copy)]
+/// Engine settings. Detector: every real face scored ≥ 0.82 in the measurements, wrong boxes appeared at 0.57–0.61.
+#[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub min_detection_score: f32,
     pub nms_iou: f32,
     pub threads: usize,
+    /// An operator's recogniser replacing MobileFace: file, output name (default: first output), preprocessing.
+    pub recogniser_override: Option<(std::path::PathBuf, Option<String>)>,
+    pub recogniser_preset: RecogniserPreset,
 }
 
 impl Default for EngineSettings {
@@ -40,7 +44,32 @@ impl Default for EngineSettings {
             min_detection_score: 0.75,
             nms_iou: 0.3,
             threads: 2,
+            recogniser_override: None,
+            recogniser_preset: RecogniserPreset::Raw,
         }
+    }
+}
+
+impl EngineSettings {
+    /// The settings a service config asks for.
+    pub fn from_config(c: &crate::config::Config) -> EngineSettings {
+        EngineSettings {
+            recogniser_override: c
+                .recogniser_model
+                .clone()
+                .map(|p| (p, c.recogniser_output.clone())),
+            recogniser_preset: c.recogniser_preset,
+            ..EngineSettings::default()
+        }
+    }
+}
+
+/// Scales an aligned 0..255 crop as a recogniser expects.
+pub fn preprocess(chip: &[f32], preset: RecogniserPreset) -> Vec<f32> {
+    match preset {
+        RecogniserPreset::Raw => chip.to_vec(),
+        RecogniserPreset::Centered => chip.iter().map(|v| (v - 127.5) / 128.0).collect(),
+        RecogniserPreset::Unit => chip.iter().map(|v| v / 255.0).collect(),
     }
 }
 
@@ -50,6 +79,7 @@ pub struct OnnxEngine {
     back: OnnxModel,
     mesh: OnnxModel,
     recogniser: OnnxModel,
+    recogniser_output: String,
     settings: EngineSettings,
 }
 
@@ -82,11 +112,23 @@ impl OnnxEngine {
                 .ok_or_else(|| RuntimeError::Model(name.to_string(), "not provisioned".into()))?;
             OnnxModel::load(env, name, path, settings.threads)
         };
+        let (recogniser, recogniser_output) = match &settings.recogniser_override {
+            Some((path, output)) => {
+                let m = OnnxModel::load(env, "operator recogniser", path, settings.threads)?;
+                let out = match output {
+                    Some(o) => o.clone(),
+                    None => m.first_output().to_string(),
+                };
+                (m, out)
+            }
+            None => (model("mobileface")?, RECOGNISER_OUTPUT.to_string()),
+        };
         Ok(OnnxEngine {
             front: model("blazeface-front")?,
             back: model("blazeface-back")?,
             mesh: model("facemesh")?,
-            recogniser: model("mobileface")?,
+            recogniser,
+            recogniser_output,
             settings,
         })
     }
@@ -212,9 +254,10 @@ impl OnnxEngine {
 
     /// The L2-normalised embedding of an aligned crop.
     pub fn embed(&self, chip: &[f32]) -> Result<Vec<f32>, RuntimeError> {
-        let out = self
-            .recogniser
-            .run([1, 112, 112, 3], chip, &[RECOGNISER_OUTPUT])?;
+        let input = preprocess(chip, self.settings.recogniser_preset);
+        let out =
+            self.recogniser
+                .run([1, 112, 112, 3], &input, &[self.recogniser_output.as_str()])?;
         let mut v = out.into_iter().next().map(|o| o.data).unwrap_or_default();
         l2_normalise(&mut v);
         Ok(v)

@@ -41,6 +41,7 @@ pub struct Output {
 pub struct OnnxModel {
     name: String,
     input: String,
+    first_output: String,
     session: Mutex<Session>,
 }
 
@@ -71,11 +72,22 @@ impl OnnxModel {
             .first()
             .map(|i| i.name().to_string())
             .ok_or_else(|| err("the model has no input".into()))?;
+        let first_output = session
+            .outputs()
+            .first()
+            .map(|o| o.name().to_string())
+            .unwrap_or_default();
         Ok(OnnxModel {
             name: name.to_string(),
             input,
+            first_output,
             session: Mutex::new(session),
         })
+    }
+
+    /// The name of the model's first output.
+    pub fn first_output(&self) -> &str {
+        &self.first_output
     }
 
     /// Runs the model on one NHWC float tensor and returns the named outputs, in the order asked.

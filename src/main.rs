@@ -50,10 +50,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FaceCommand {
-    /// Verification accuracy on a folder with identities.csv (file,identity) and pairs.csv (a,b,same).
+    /// Faces, boxes, five points, quality, pose, eye and mouth openness (one JSON object per image and line).
+    Analyze { images: Vec<PathBuf> },
+    /// Match score of the only face of A against the only face of B.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Target false-accept rate of the threshold: 1e-2, 1e-3 (default) or 1e-4.
+        #[arg(long, default_value = "1e-3")]
+        far: String,
+    },
+    /// The embedding of the largest face of each image.
+    Embed { images: Vec<PathBuf> },
+    /// Verification accuracy on labelled pairs: AUC, EER, TAR at FAR 1e-2 and 1e-3, with thresholds.
     Eval {
-        /// The folder (e.g. ../shared/data/faces).
-        dir: PathBuf,
+        /// CSV with a header and rows `a,b,same` (1 = same person).
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Folder the pair file names are relative to.
+        #[arg(long)]
+        images: PathBuf,
     },
 }
 
@@ -147,9 +163,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", key.public_key().to_pem());
             Ok(())
         }
-        Command::Face {
-            command: FaceCommand::Eval { dir },
-        } => face_eval(&dir, &config),
+        Command::Face { command } => face_command(command, &config),
         Command::Models { command } => match command {
             ModelsCommand::Install => {
                 let dir = config.effective_models_dir();
@@ -282,20 +296,118 @@ fn read_csv(path: &std::path::Path) -> anyhow::Result<Vec<Vec<String>>> {
         .collect())
 }
 
-/// `shiren face eval DIR`: embeds every photo (largest face), scores every labelled pair, prints the metrics.
-fn face_eval(dir: &std::path::Path, config: &Config) -> anyhow::Result<()> {
-    use shiren::face::engine::{cosine, EngineSettings, FaceEngine, OnnxEngine};
+fn load_engine(config: &Config) -> anyhow::Result<shiren::face::engine::OnnxEngine> {
     let installed = shiren::face::provision::ensure(
         &config.effective_models_dir(),
         &shiren::face::provision::Manifest::builtin(),
         &shiren::face::provision::StderrProgress,
     )?;
-    let engine = OnnxEngine::load(&installed, EngineSettings::from_config(config))?;
+    Ok(shiren::face::engine::OnnxEngine::load(
+        &installed,
+        shiren::face::engine::EngineSettings::from_config(config),
+    )?)
+}
+
+fn round(v: f32) -> f64 {
+    (f64::from(v) * 10_000.0).round() / 10_000.0
+}
+
+fn face_json(f: &shiren::face::engine::Face) -> serde_json::Value {
+    use shiren::face::quality;
+    let m = quality::measure(&f.mesh);
+    serde_json::json!({
+        "box": f.detection.bbox.map(round),
+        "score": round(f.detection.score),
+        "points": f.points.iter().map(|p| [round(p.x), round(p.y)]).collect::<Vec<_>>(),
+        "quality": {
+            "iod_px": m.map(|m| round(m.iod)),
+            "brightness": round(quality::brightness(&f.chip)),
+            "sharpness": round(quality::sharpness(&f.chip, 112, 112)),
+            "landmark_score": round(f.mesh_score),
+        },
+        "yaw": m.map(|m| round(m.yaw)),
+        "pitch": m.map(|m| round(m.pitch)),
+        "roll": m.map(|m| round(m.roll)),
+        "eye_openness": m.map(|m| round(m.ear)),
+        "mouth_openness": m.map(|m| round(m.mar)),
+    })
+}
+
+fn face_command(command: FaceCommand, config: &Config) -> anyhow::Result<()> {
+    use shiren::face::engine::{cosine, single_face, FaceEngine};
+    use shiren::face::image::decode;
+    let engine = load_engine(config)?;
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let faces_of = |p: &PathBuf| -> anyhow::Result<Vec<shiren::face::engine::Face>> {
+        let img = decode(&read(p)?, Default::default())?;
+        Ok(engine.analyze(&img)?)
+    };
+    match command {
+        FaceCommand::Analyze { images } => {
+            for path in images {
+                let line = match faces_of(&path) {
+                    Ok(faces) => {
+                        serde_json::json!({"path": path, "faces": faces.iter().map(face_json).collect::<Vec<_>>()})
+                    }
+                    Err(e) => serde_json::json!({"path": path, "error": e.to_string().trim()}),
+                };
+                println!("{line}");
+            }
+            Ok(())
+        }
+        FaceCommand::Embed { images } => {
+            for path in images {
+                let line = match faces_of(&path) {
+                    Ok(faces) => serde_json::json!({
+                        "path": path,
+                        "faces": faces.len(),
+                        "embedding": faces.first().map(|f| f.embedding.iter().map(|v| round(*v)).collect::<Vec<_>>()),
+                    }),
+                    Err(e) => serde_json::json!({"path": path, "error": e.to_string().trim()}),
+                };
+                println!("{line}");
+            }
+            Ok(())
+        }
+        FaceCommand::Compare { a, b, far } => {
+            let target = shiren::face::compare::TargetFar::parse(&far)
+                .context("--far must be 1e-2, 1e-3 or 1e-4")?;
+            let (_, fa) = single_face(&engine, &read(&a)?, Default::default())
+                .with_context(|| a.display().to_string())?;
+            let (_, fb) = single_face(&engine, &read(&b)?, Default::default())
+                .with_context(|| b.display().to_string())?;
+            let c = cosine(&fa.embedding, &fb.embedding);
+            let score = shiren::face::compare::score(c);
+            let threshold = target.score_threshold();
+            println!(
+                "{}",
+                serde_json::json!({"score": round(score), "threshold": threshold, "match": score >= threshold, "cosine": round(c), "far": far})
+            );
+            Ok(())
+        }
+        FaceCommand::Eval { pairs, images } => face_eval(&pairs, &images, &engine, config),
+    }
+}
+
+/// `shiren face eval`: embeds every photo named in the pairs (largest face), scores every pair, prints the metrics.
+fn face_eval(
+    pairs_file: &std::path::Path,
+    dir: &std::path::Path,
+    engine: &shiren::face::engine::OnnxEngine,
+    config: &Config,
+) -> anyhow::Result<()> {
+    use shiren::face::engine::{cosine, FaceEngine};
+    let pairs = read_csv(pairs_file)?;
+    let mut files: Vec<String> = pairs
+        .iter()
+        .flat_map(|r| r.iter().take(2).cloned())
+        .collect();
+    files.sort();
+    files.dedup();
     let mut embeddings = std::collections::HashMap::new();
-    let files = read_csv(&dir.join("identities.csv"))?;
     let started = std::time::Instant::now();
-    for (i, row) in files.iter().enumerate() {
-        let file = &row[0];
+    for (i, file) in files.iter().enumerate() {
         let bytes = std::fs::read(dir.join(file)).with_context(|| format!("cannot read {file}"))?;
         let img = shiren::face::image::decode(&bytes, Default::default())
             .with_context(|| file.clone())?;
@@ -312,7 +424,8 @@ fn face_eval(dir: &std::path::Path, config: &Config) -> anyhow::Result<()> {
     eprintln!();
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     let mut missing = 0;
-    for row in read_csv(&dir.join("pairs.csv"))? {
+    for row in &pairs {
+        anyhow::ensure!(row.len() >= 3, "pairs rows must be a,b,same");
         match (embeddings.get(&row[0]), embeddings.get(&row[1])) {
             (Some(a), Some(b)) => {
                 let s = f64::from(cosine(a, b));
@@ -342,8 +455,11 @@ fn face_eval(dir: &std::path::Path, config: &Config) -> anyhow::Result<()> {
     );
     for (far, t, tar) in &m.tar_at_far {
         println!(
-            "TAR {:.3} at FAR <= {:.0e} (cosine threshold {:.3})",
-            tar, far, t
+            "TAR {:.3} at FAR <= {:.0e} (cosine threshold {:.3}, score {:.1})",
+            tar,
+            far,
+            t,
+            shiren::face::compare::score(*t as f32)
         );
     }
     Ok(())

@@ -259,3 +259,83 @@ fn an_operator_recogniser_replaces_the_default() {
     let c = centered.analyze(&img).unwrap().remove(0).embedding;
     assert!(cosine(&a, &c) < 0.99);
 }
+
+#[test]
+fn bad_images_get_clear_errors() {
+    use shiren::face::engine::{single_face, FaceError};
+    use shiren::face::image::{DecodeLimits, ImageError};
+    let limits = DecodeLimits::default();
+    let encode = |img: image::RgbImage, fmt: image::ImageFormat| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut out, fmt)
+            .unwrap();
+        out.into_inner()
+    };
+    // Not an image.
+    assert!(matches!(
+        single_face(engine(), b"%PDF-1.7 not an image", limits),
+        Err(FaceError::Image(ImageError::Format))
+    ));
+    // Truncated.
+    let jpeg = encode(
+        image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 4, y as u8 * 4, 99])),
+        image::ImageFormat::Jpeg,
+    );
+    let err = single_face(engine(), &jpeg[..jpeg.len() / 3], limits).unwrap_err();
+    assert_eq!(err.code(), "INVALID_IMAGE", "{err}");
+    // Huge: a small JPEG whose header claims 30000×30000 pixels is refused before decoding.
+    let mut bomb = jpeg.clone();
+    let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0x75, 0x30, 0x75, 0x30]);
+    let err = single_face(engine(), &bomb, limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FaceError::Image(ImageError::TooManyPixels(30000, 30000, _))
+        ),
+        "{err}"
+    );
+    assert_eq!(err.code(), "IMAGE_TOO_LARGE");
+    // No face.
+    let plain = encode(
+        image::RgbImage::from_fn(320, 240, |x, _| image::Rgb([(x % 256) as u8, 120, 200])),
+        image::ImageFormat::Png,
+    );
+    assert!(matches!(
+        single_face(engine(), &plain, limits),
+        Err(FaceError::NoFace)
+    ));
+    // Two faces.
+    if let Some(dir) = faces_dir() {
+        let couple = std::fs::read(dir.join("couple.jpg")).unwrap();
+        let err = single_face(engine(), &couple, limits).unwrap_err();
+        assert!(matches!(err, FaceError::ManyFaces(2)), "{err}");
+        assert!(err.to_string().contains("exactly one"));
+    }
+}
+
+#[test]
+fn the_eval_command_reports_the_calibration() {
+    let Some(dir) = faces_dir() else { return };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shiren"))
+        .args(["face", "eval", "--pairs"])
+        .arg(dir.join("pairs.csv"))
+        .arg("--images")
+        .arg(&dir)
+        .env("SHIREN_MODELS_DIR", &installed().dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("77 genuine, 451 impostor, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("TAR") && stdout.contains("AUC"), "{stdout}");
+}

@@ -19,6 +19,52 @@ pub struct Face {
     pub points: [Point; 5],
     /// L2-normalised identity embedding.
     pub embedding: Vec<f32>,
+    /// The 112×112 aligned crop (HWC, RGB 0..255) the embedding came from.
+    pub chip: Vec<f32>,
+}
+
+/// Why an image cannot be used where exactly one face is needed.
+#[derive(Debug, thiserror::Error)]
+pub enum FaceError {
+    #[error(transparent)]
+    Image(#[from] super::image::ImageError),
+    #[error("no face was found in the image")]
+    NoFace,
+    #[error("{0} faces were found in the image; exactly one is needed")]
+    ManyFaces(usize),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+impl FaceError {
+    /// A stable code for the wire.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FaceError::Image(
+                super::image::ImageError::TooManyBytes(_)
+                | super::image::ImageError::TooManyPixels(..),
+            ) => "IMAGE_TOO_LARGE",
+            FaceError::Image(_) => "INVALID_IMAGE",
+            FaceError::NoFace => "NO_FACE",
+            FaceError::ManyFaces(_) => "MULTIPLE_FACES",
+            FaceError::Runtime(_) => "ENGINE_ERROR",
+        }
+    }
+}
+
+/// Decodes an image and returns its only face.
+pub fn single_face(
+    engine: &dyn FaceEngine,
+    bytes: &[u8],
+    limits: super::image::DecodeLimits,
+) -> Result<(RgbImage, Face), FaceError> {
+    let img = super::image::decode(bytes, limits)?;
+    let mut faces = engine.analyze(&img)?;
+    match faces.len() {
+        0 => Err(FaceError::NoFace),
+        1 => Ok((img, faces.remove(0))),
+        n => Err(FaceError::ManyFaces(n)),
+    }
 }
 
 /// The engine the rest of the service uses; tests may substitute their own.
@@ -286,6 +332,7 @@ impl FaceEngine for OnnxEngine {
                 mesh_score,
                 points,
                 embedding,
+                chip,
             });
         }
         Ok(faces)

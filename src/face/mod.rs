@@ -1,5 +1,6 @@
 //! The face engine: model provisioning and conversion, and (to come) detection, landmarks, alignment, embedding
 //! and the liveness signals.
+pub mod compare;
 pub mod detect;
 pub mod engine;
 pub mod eval;

@@ -142,7 +142,16 @@ pub fn find_action(
             } else {
                 th.turn_yaw
             };
-            for i in from..obs.len() {
+            // The movement must start from rest within the searched range: a mouth first seen closed (below half
+            // the open threshold), a head first seen near its baseline. A photo of an open mouth never closes it.
+            let at_rest = |x: &Measures| match action {
+                Action::OpenMouth => x.mar < th.mouth_open_mar / 2.0,
+                _ => (x.yaw - yaw_baseline).abs() < th.turn_yaw / 2.0,
+            };
+            let Some(rest) = (from..obs.len()).find(|&i| m(i).is_some_and(|x| at_rest(&x))) else {
+                return (None, 0.0);
+            };
+            for i in rest + 1..obs.len() {
                 let held = (i..i + th.min_frames.max(1))
                     .map(|j| m(j).map(|x| value(&x)))
                     .collect::<Option<Vec<f32>>>();
@@ -423,12 +432,20 @@ mod tests {
     }
 
     #[test]
+    fn a_mouth_never_seen_closed_does_not_count() {
+        let obs = seq(&[m(0.45, 0.05, 0.0); 10]);
+        let (at, _) = find_action(&obs, Action::OpenMouth, 0, 0.0, &Thresholds::default());
+        assert_eq!(at, None);
+    }
+
+    #[test]
     fn actions_are_found_in_order_only() {
         let mut ms = vec![m(0.05, 0.05, 0.0); 12];
         ms.extend([m(0.05, 0.02, 0.0)]); // blink at 12
         ms.extend(vec![m(0.05, 0.05, 0.0); 3]);
         ms.extend([m(0.4, 0.05, 0.0), m(0.45, 0.05, 0.0)]); // mouth at 16
-        ms.extend([m(0.05, 0.05, 0.2), m(0.05, 0.05, 0.22)]); // turn left at 18
+        ms.extend([m(0.05, 0.05, 0.0)]); // at rest again
+        ms.extend([m(0.05, 0.05, 0.2), m(0.05, 0.05, 0.22)]); // turn left at 19
         let obs = seq(&ms);
         let th = Thresholds::default();
         let ok = actions_in_order(
@@ -439,7 +456,7 @@ mod tests {
         assert!(ok.iter().all(|s| s.passed), "{ok:?}");
         assert_eq!(
             ok.iter().map(|s| s.at_frame).collect::<Vec<_>>(),
-            vec![Some(12), Some(16), Some(18)]
+            vec![Some(12), Some(16), Some(19)]
         );
         let wrong = actions_in_order(&obs, &[Action::OpenMouth, Action::Blink], &th);
         assert!(wrong[0].passed && !wrong[1].passed, "{wrong:?}");

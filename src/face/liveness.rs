@@ -63,6 +63,13 @@ pub struct Thresholds {
     /// The face length and pitch baselines of the stability check: the median over this many milliseconds before
     /// the frame (short, so that a person moving closer to the camera is not mistaken for a nod).
     pub blink_stability_window_ms: u32,
+    /// An open mouth counts only while the head is near its frontal baseline (|yaw − baseline| at most this), in the
+    /// closed frame and the open ones: a photo of an open mouth turned far to the side can make FaceMesh read the
+    /// mouth as closed and then open again.
+    pub mouth_max_yaw: f32,
+    /// An open mouth counts only while the inter-ocular distance stays within this fraction of its value in the
+    /// last closed frame.
+    pub mouth_max_iod_change: f32,
     /// Turn when |yaw − baseline| reaches this (deliberate turns 0.14–0.24; stillness jitter ≤ 0.007).
     pub turn_yaw: f32,
     /// Frames a mouth or turn must hold.
@@ -88,6 +95,8 @@ impl Default for Thresholds {
             blink_face_length_tolerance: 0.06,
             blink_pitch_tolerance: 0.04,
             blink_stability_window_ms: 500,
+            mouth_max_yaw: 0.08,
+            mouth_max_iod_change: 0.07,
             turn_yaw: 0.15,
             min_frames: 2,
             same_identity_cosine: 0.35,
@@ -144,16 +153,31 @@ pub fn find_action(
             };
             // The movement must start from rest within the searched range: a mouth first seen closed (below half
             // the open threshold), a head first seen near its baseline. A photo of an open mouth never closes it.
+            let frontal = |x: &Measures| {
+                action != Action::OpenMouth || (x.yaw - yaw_baseline).abs() <= th.mouth_max_yaw
+            };
             let at_rest = |x: &Measures| match action {
-                Action::OpenMouth => x.mar < th.mouth_open_mar / 2.0,
+                Action::OpenMouth => x.mar < th.mouth_open_mar / 2.0 && frontal(x),
                 _ => (x.yaw - yaw_baseline).abs() < th.turn_yaw / 2.0,
             };
-            let Some(rest) = (from..obs.len()).find(|&i| m(i).is_some_and(|x| at_rest(&x))) else {
-                return (None, 0.0);
+            // For the mouth, the face must keep its size between the closed frame and the open ones (a real jaw
+            // opening leaves the eyes where they are; a photo read as closed when turned away is also smaller).
+            let consistent = |x: &Measures, rest: &Measures| {
+                action != Action::OpenMouth
+                    || (x.iod / rest.iod.max(1e-3) - 1.0).abs() <= th.mouth_max_iod_change
             };
-            for i in rest + 1..obs.len() {
+            let mut last_rest: Option<Measures> = None;
+            for i in from..obs.len() {
+                if let Some(x) = m(i).filter(|x| at_rest(x)) {
+                    last_rest = Some(x);
+                    continue;
+                }
+                let Some(rest) = last_rest else { continue };
                 let held = (i..i + th.min_frames.max(1))
-                    .map(|j| m(j).map(|x| value(&x)))
+                    .map(|j| {
+                        m(j).filter(|x| frontal(x) && consistent(x, &rest))
+                            .map(|x| value(&x))
+                    })
                     .collect::<Option<Vec<f32>>>();
                 if let Some(held) = held {
                     let low = held.iter().copied().fold(f32::MAX, f32::min);

@@ -264,15 +264,8 @@ fn raw_protocol_cases(s: &Setup) {
 }
 
 fn check_nothing_half_written(s: &Setup) {
-    let db = s.inst.db.connect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // Node created one verification, Python two (one with a contrast picture); every refusal stored nothing.
-    let count = rt
-        .block_on(shiren::db::verifications::count_for_app(&db, APP_ID))
-        .unwrap();
+    let count = count_verifications(s);
     assert_eq!(count, 3);
     let pictures = s.inst.dir.path().join("data/objects/contrast");
     let files: Vec<_> = std::fs::read_dir(&pictures)
@@ -314,16 +307,15 @@ fn concurrent_identical_initialize(s: &Setup) {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(ids.iter().all(|id| id == &ids[0]), "{ids:?}");
-    let db = s.inst.db.connect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    assert_eq!(
-        rt.block_on(shiren::db::verifications::count_for_app(&db, APP_ID))
-            .unwrap(),
-        4
-    );
+    assert_eq!(count_verifications(s), 4);
+}
+
+fn count_verifications(s: &Setup) -> u64 {
+    s.inst.db.with(|db| async move {
+        shiren::db::verifications::count_for_app(&db, APP_ID)
+            .await
+            .unwrap()
+    })
 }
 
 fn suite(backend: Backend) {

@@ -64,8 +64,17 @@ impl TestDb {
         }
     }
 
-    pub fn connect(&self) -> sea_orm::DatabaseConnection {
-        runtime().block_on(shiren::db::connect(&self.url)).unwrap()
+    /// Runs `f` with a connection, inside one runtime that outlives the connection's pool (a pool must not outlive
+    /// the runtime it was made on).
+    pub fn with<T, F, Fut>(&self, f: F) -> T
+    where
+        F: FnOnce(sea_orm::DatabaseConnection) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        runtime().block_on(async {
+            let db = shiren::db::connect(&self.url).await.unwrap();
+            f(db).await
+        })
     }
 }
 

@@ -1,0 +1,230 @@
+//! Face engine benchmark (not a test): `cargo bench --bench face`. Needs `../shared/data` (photos and a video) and
+//! ffmpeg; provisions the models like `serve`.
+//!
+//! Reports model load time, resident memory, p50/p99 per stage (decode, detect, landmarks, align, embed) over the
+//! labelled photos, one 20-frame sequence end to end (observe: engine + measures + colour + surroundings) with
+//! frames per second, and, side by side in the same run, the same ONNX models on the same inputs under Python's
+//! `onnxruntime` (installed in the benchmark's own virtualenv from PyPI), as a ratio.
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shiren::face::engine::{five_points, EngineSettings, FaceEngine, OnnxEngine};
+use shiren::face::provision::{self, Manifest, StderrProgress};
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+        .map(|d| d.as_secs_f64() * 1e3)
+        .unwrap_or(0.0)
+}
+
+fn report(name: &str, v: &mut [Duration]) -> f64 {
+    let p50 = pct(v, 0.5);
+    println!(
+        "{name:<28} p50 {p50:>8.2} ms  p99 {:>8.2} ms  (n={})",
+        pct(v, 0.99),
+        v.len()
+    );
+    p50
+}
+
+fn main() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    assert!(data.is_dir(), "the face benchmark needs ../shared/data");
+    let installed = provision::ensure(
+        &provision::default_dir(),
+        &Manifest::builtin(),
+        &StderrProgress,
+    )
+    .unwrap();
+    let rss0 = rss_mb();
+    let t = Instant::now();
+    let engine = OnnxEngine::load(&installed, EngineSettings::default()).unwrap();
+    println!(
+        "model load (4 sessions)      {:.1} ms; resident memory {:.0} MB → {:.0} MB",
+        t.elapsed().as_secs_f64() * 1e3,
+        rss0,
+        rss_mb()
+    );
+
+    // Per stage over the labelled photos, 3 rounds.
+    let faces = data.join("faces");
+    let mut files: Vec<_> = std::fs::read_dir(&faces)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    files.sort();
+    let (mut dec, mut det, mut lm, mut al, mut emb, mut total) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut chips = Vec::new();
+    for _ in 0..3 {
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            let t0 = Instant::now();
+            let img = shiren::face::image::decode(&bytes, Default::default()).unwrap();
+            dec.push(t0.elapsed());
+            let t = Instant::now();
+            let dets = engine.detect(&img).unwrap();
+            det.push(t.elapsed());
+            let Some(d) = dets.first() else { continue };
+            let t = Instant::now();
+            let (mesh, _) = engine.landmarks(&img, d).unwrap();
+            lm.push(t.elapsed());
+            let t = Instant::now();
+            let chip = OnnxEngine::align(&img, &five_points(&mesh)).unwrap();
+            al.push(t.elapsed());
+            let t = Instant::now();
+            engine.embed(&chip).unwrap();
+            emb.push(t.elapsed());
+            total.push(t0.elapsed());
+            if chips.len() < 20 {
+                chips.push(chip);
+            }
+        }
+    }
+    println!(
+        "\n== per stage, {} photos × 3 (photos up to 2280 px wide)",
+        files.len()
+    );
+    report("decode (JPEG + EXIF)", &mut dec);
+    report("detect (BlazeFace)", &mut det);
+    report("landmarks (FaceMesh ×2)", &mut lm);
+    report("align (112×112)", &mut al);
+    let rust_embed = report("embed (MobileFace)", &mut emb);
+    report("photo end to end", &mut total);
+
+    // One 20-frame sequence, as the hosted page sends it.
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", "1.5", "-t", "2", "-i"])
+        .arg(data.join("videos/d18.mp4"))
+        .args(["-an", "-vf", "fps=10,scale=480:-2"])
+        .arg(dir.path().join("%03d.png"))
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    let mut frames: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    frames.sort();
+    let imgs: Vec<_> = frames
+        .iter()
+        .map(|f| {
+            shiren::face::image::decode(&std::fs::read(f).unwrap(), Default::default()).unwrap()
+        })
+        .collect();
+    let mut per_frame = Vec::new();
+    let t = Instant::now();
+    let mut prev = None;
+    for (i, img) in imgs.iter().enumerate() {
+        let tf = Instant::now();
+        let (_, thumb) =
+            shiren::face::observe::observe(&engine, img, i as u32 * 100, prev.as_ref()).unwrap();
+        prev = Some(thumb);
+        per_frame.push(tf.elapsed());
+    }
+    let seq = t.elapsed().as_secs_f64();
+    println!(
+        "\n== one {}-frame sequence (480×480), observe = engine + measures + colour + surroundings",
+        imgs.len()
+    );
+    report("per frame", &mut per_frame);
+    println!(
+        "sequence end to end          {:.0} ms = {:.1} frames/s on {} cores",
+        seq * 1e3,
+        imgs.len() as f64 / seq,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    let _ = engine.analyze(&imgs[0]);
+    println!("resident memory after runs   {:.0} MB", rss_mb());
+
+    // Python onnxruntime on the same models and inputs (2 intra-op threads, spinning off), in its own venv.
+    let venv = std::env::var("SHIREN_BENCH_VENV").unwrap_or_else(|_| {
+        provision::default_dir()
+            .join("bench-venv")
+            .display()
+            .to_string()
+    });
+    let python = Path::new(&venv).join("bin/python");
+    if !python.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv", &venv])
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "onnxruntime==1.31.1",
+                    "numpy==2.4.6",
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            println!("\n(Python onnxruntime could not be installed: side-by-side skipped)");
+            return;
+        }
+    }
+    let chip_file = dir.path().join("chips.f32");
+    std::fs::write(
+        &chip_file,
+        chips
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let script = r#"
+import sys, time, numpy as np, onnxruntime as ort
+o = ort.SessionOptions(); o.intra_op_num_threads = 2; o.inter_op_num_threads = 1
+o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
+chips = np.fromfile(sys.argv[2], dtype=np.float32).reshape(-1, 1, 112, 112, 3)
+name = s.get_inputs()[0].name
+for c in chips: s.run(None, {name: c})
+ts = []
+for _ in range(3):
+    for c in chips:
+        t = time.perf_counter(); s.run(None, {name: c}); ts.append(time.perf_counter() - t)
+ts.sort(); print(ts[len(ts)//2] * 1000)
+"#;
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&installed.models["mobileface"])
+        .arg(&chip_file)
+        .output()
+        .unwrap();
+    let py: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN);
+    println!("\n== side by side, same MobileFace model and aligned chips, 2 threads each");
+    println!(
+        "embed p50: shiren (ort) {rust_embed:.3} ms, Python onnxruntime {py:.3} ms: ratio {:.2}",
+        py / rust_embed
+    );
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use shiren::face::engine::{EngineSettings, OnnxEngine};
+use shiren::face::engine::{EngineSettings, FaceEngine, OnnxEngine};
 use shiren::face::liveness::{self, Action, Observation, Thresholds};
 use shiren::face::provision::{self, Manifest, StderrProgress};
 
@@ -163,4 +163,102 @@ fn d14_series() {
             );
         }
     }
+}
+
+/// Frames of a real video with a colour flash added the way a phone screen lights a face (the skin takes a tint
+/// that falls off outside the face box); the flash signal must follow the shown sequence and reject a wrong one.
+#[test]
+fn colour_flash_follows_the_shown_sequence() {
+    let Some(v) = video("d18.mp4") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-ss", "0.5", "-t", "1.6", "-i"])
+        .arg(&v)
+        .args(["-an", "-vf", &format!("fps=10,{SCALE}")])
+        .arg(dir.path().join("%04d.png"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let colours: [[f32; 3]; 4] = [
+        [255.0, 40.0, 40.0],
+        [40.0, 255.0, 40.0],
+        [40.0, 40.0, 255.0],
+        [255.0, 255.0, 255.0],
+    ];
+    // The server-issued sequence: each colour for 300 ms, in this order.
+    let shown = [2usize, 0, 3, 1, 2, 0];
+    let flash = move |t: u32| colours[shown[(t / 300) as usize % shown.len()]];
+    let mut obs = Vec::new();
+    let mut prev = None;
+    for (i, f) in files.iter().enumerate() {
+        let t = i as u32 * 100;
+        let mut img =
+            shiren::face::image::decode(&std::fs::read(f).unwrap(), Default::default()).unwrap();
+        let faces = engine().analyze(&img).unwrap();
+        let b = faces[0].detection.bbox;
+        let (cx, cy, r) = (
+            (b[0] + b[2]) / 2.0,
+            (b[1] + b[3]) / 2.0,
+            (b[2] - b[0]).max(b[3] - b[1]),
+        );
+        let c = flash(t);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt() / r;
+            let k = 0.18 * (1.0f32 - d).clamp(0.0, 1.0);
+            for ch in 0..3 {
+                p.0[ch] = (f32::from(p.0[ch]) * (1.0 - k) + c[ch] * k)
+                    .round()
+                    .clamp(0.0, 255.0) as u8;
+            }
+        }
+        let (o, thumb) = shiren::face::observe::observe(engine(), &img, t, prev.as_ref()).unwrap();
+        prev = Some(thumb);
+        obs.push(o);
+    }
+    let th = Thresholds::default();
+    let right = liveness::colour_flash(&obs, &flash, &th);
+    let wrong_order = [1usize, 3, 0, 2, 1, 3];
+    let wrong = liveness::colour_flash(
+        &obs,
+        &move |t: u32| colours[wrong_order[(t / 300) as usize % 6]],
+        &th,
+    );
+    println!(
+        "flash correlation: shown sequence {:.2}, another sequence {:.2}",
+        right.score, wrong.score
+    );
+    assert!(right.passed, "{right:?}");
+    assert!(!wrong.passed, "{wrong:?}");
+}
+
+#[test]
+fn d9_eyes_closed_behind_glasses_are_seen() {
+    let Some(v) = video("d9.mp4") else { return };
+    // Both eyes closed at ≈12.2–13.5 s (README); 15 fps from 10.5 s, non-square pixels squared as the README says.
+    let obs = observe_video(&v, 10.5, 4.0, 15, "scale=480:480,setsar=1");
+    let th = Thresholds::default();
+    let s = liveness::actions_in_order(&obs, &[Action::Blink], &th);
+    println!("{s:?}");
+    let t = time_of(&obs, s[0].at_frame).expect("the closure") + 10.5;
+    assert!((11.9..=13.6).contains(&t), "closure at {t} s");
+}
+
+#[test]
+fn cap13_mouth_open_is_seen() {
+    let Some(v) = video("cap13_edit2.mp4") else {
+        return;
+    };
+    // Mouth open at ≈15–17 s (README).
+    let obs = observe_video(&v, 13.0, 5.0, 10, SCALE);
+    let th = Thresholds::default();
+    let s = liveness::actions_in_order(&obs, &[Action::OpenMouth], &th);
+    println!("{s:?}");
+    let t = time_of(&obs, s[0].at_frame).expect("mouth open") + 13.0;
+    assert!((14.5..=17.5).contains(&t), "mouth open at {t} s");
 }

@@ -211,8 +211,8 @@ fn colour_flash_follows_the_shown_sequence() {
         for (x, y, p) in img.enumerate_pixels_mut() {
             let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt() / r;
             let k = 0.18 * (1.0f32 - d).clamp(0.0, 1.0);
-            for ch in 0..3 {
-                p.0[ch] = (f32::from(p.0[ch]) * (1.0 - k) + c[ch] * k)
+            for (v, tint) in p.0.iter_mut().zip(c) {
+                *v = (f32::from(*v) * (1.0 - k) + tint * k)
                     .round()
                     .clamp(0.0, 255.0) as u8;
             }

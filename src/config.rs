@@ -41,6 +41,9 @@ pub struct Config {
     pub recogniser_preset: RecogniserPreset,
     /// Output tensor name of `recogniser_model` (default: its first output).
     pub recogniser_output: Option<String>,
+    /// Operator ONNX files replacing provisioned stages, by model name (`blazeface-front`, `blazeface-back`,
+    /// `facemesh`): each must keep the replaced model's input layout and output names.
+    pub model_files: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// How the aligned crop is scaled before the recogniser.
@@ -79,6 +82,7 @@ impl Default for Config {
             recogniser_model: None,
             recogniser_preset: RecogniserPreset::Raw,
             recogniser_output: None,
+            model_files: Default::default(),
         }
     }
 }
@@ -107,6 +111,7 @@ impl fmt::Debug for Config {
             .field("recogniser_model", &self.recogniser_model)
             .field("recogniser_preset", &self.recogniser_preset)
             .field("recogniser_output", &self.recogniser_output)
+            .field("model_files", &self.model_files)
             .finish()
     }
 }
@@ -293,6 +298,12 @@ mod tests {
             .apply_env(|k| (k == "SHIREN_BIND").then(|| "nope".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("SHIREN_BIND"));
+    }
+
+    #[test]
+    fn model_file_overrides_parse() {
+        let c: Config = toml::from_str("[model_files]\nfacemesh = \"/opt/m.onnx\"\n").unwrap();
+        assert_eq!(c.model_files["facemesh"], PathBuf::from("/opt/m.onnx"));
     }
 
     #[test]

@@ -258,6 +258,30 @@ fn an_operator_recogniser_replaces_the_default() {
     .unwrap();
     let c = centered.analyze(&img).unwrap().remove(0).embedding;
     assert!(cosine(&a, &c) < 0.99);
+    // Any provisioned stage can be replaced by file; a file that is not a model is refused by name.
+    let mesh = copy.path().join("my-landmarks.onnx");
+    std::fs::copy(&installed().models["facemesh"], &mesh).unwrap();
+    let swapped = OnnxEngine::load(
+        installed(),
+        EngineSettings {
+            model_files: [("facemesh".to_string(), mesh)].into(),
+            ..EngineSettings::default()
+        },
+    )
+    .unwrap();
+    assert!(cosine(&a, &swapped.analyze(&img).unwrap().remove(0).embedding) > 0.9999);
+    let junk = copy.path().join("junk.onnx");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let err = OnnxEngine::load(
+        installed(),
+        EngineSettings {
+            model_files: [("blazeface-front".to_string(), junk)].into(),
+            ..EngineSettings::default()
+        },
+    )
+    .err()
+    .expect("junk is refused");
+    assert!(err.to_string().contains("blazeface-front"), "{err}");
 }
 
 #[test]

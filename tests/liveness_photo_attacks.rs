@@ -142,6 +142,14 @@ fn a_moved_photo_fails_every_challenge_with_an_open_mouth() {
         &[Action::OpenMouth, Action::TurnRight],
     ];
     let mut fooled: Vec<String> = Vec::new();
+    // The same photos against blink without its hardening (plain eye aspect ratio, no stability checks).
+    let unhardened = Thresholds {
+        blink_by_ear: true,
+        blink_face_length_tolerance: f32::MAX,
+        blink_pitch_tolerance: f32::MAX,
+        ..Thresholds::default()
+    };
+    let mut blink_fooled = (0, 0);
     for still in stills {
         let bytes = std::fs::read(data.join(still)).unwrap();
         let mut photo = shiren::face::image::decode(&bytes, Default::default()).unwrap();
@@ -203,7 +211,24 @@ fn a_moved_photo_fails_every_challenge_with_an_open_mouth() {
                     );
                 }
             }
+            blink_fooled.0 += usize::from(
+                liveness::find_action(&obs, Action::Blink, 0, base, &th)
+                    .0
+                    .is_some(),
+            );
+            blink_fooled.1 += usize::from(
+                liveness::find_action(&obs, Action::Blink, 0, base, &unhardened)
+                    .0
+                    .is_some(),
+            );
             let rel = liveness::relative_motion(&obs, &th);
+            if matches!(attack.name, "repeated" | "shifted") {
+                assert!(
+                    !rel.passed,
+                    "{still} {}: relative motion passed: {rel:?}",
+                    attack.name
+                );
+            }
             println!(
                 "{still} {}: relative motion {:.2} (passed {}), faces {:?}",
                 attack.name,
@@ -213,6 +238,10 @@ fn a_moved_photo_fails_every_challenge_with_an_open_mouth() {
             );
         }
     }
+    println!(
+        "blink fooled by {} of 15 moved photos as hardened, {} of 15 by the plain EAR rule without stability checks",
+        blink_fooled.0, blink_fooled.1
+    );
     println!(
         "single signals a moved photo still fools ({}):\n{}",
         fooled.len(),

@@ -82,6 +82,8 @@ pub struct EngineSettings {
     /// An operator's recogniser replacing MobileFace: file, output name (default: first output), preprocessing.
     pub recogniser_override: Option<(std::path::PathBuf, Option<String>)>,
     pub recogniser_preset: RecogniserPreset,
+    /// Operator files replacing provisioned stages, by model name (same input layout and output names).
+    pub model_files: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 impl Default for EngineSettings {
@@ -92,6 +94,7 @@ impl Default for EngineSettings {
             threads: 2,
             recogniser_override: None,
             recogniser_preset: RecogniserPreset::Raw,
+            model_files: Default::default(),
         }
     }
 }
@@ -105,6 +108,7 @@ impl EngineSettings {
                 .clone()
                 .map(|p| (p, c.recogniser_output.clone())),
             recogniser_preset: c.recogniser_preset,
+            model_files: c.model_files.clone(),
             ..EngineSettings::default()
         }
     }
@@ -152,9 +156,10 @@ impl OnnxEngine {
     ) -> Result<OnnxEngine, RuntimeError> {
         let env = environment(&installed.runtime_lib)?;
         let model = |name: &str| {
-            let path = installed
-                .models
+            let path = settings
+                .model_files
                 .get(name)
+                .or_else(|| installed.models.get(name))
                 .ok_or_else(|| RuntimeError::Model(name.to_string(), "not provisioned".into()))?;
             OnnxModel::load(env, name, path, settings.threads)
         };

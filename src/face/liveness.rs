@@ -53,6 +53,9 @@ pub struct Thresholds {
     pub mouth_open_mar: f32,
     /// Blink when the eye opening falls below this fraction of its running median (0.80 found 23 of 24 blinks).
     pub blink_ratio: f32,
+    /// Measure blinks by the plain eye aspect ratio instead of the eye opening ÷ face length (only for comparison:
+    /// the plain ratio falls when a photo is nodded).
+    pub blink_by_ear: bool,
     /// Baseline window for the blink median, in milliseconds.
     pub blink_window_ms: u32,
     /// A blink counts only while the face length stays within this fraction of its baseline (nodding a photo
@@ -91,6 +94,7 @@ impl Default for Thresholds {
         Thresholds {
             mouth_open_mar: 0.30,
             blink_ratio: 0.80,
+            blink_by_ear: false,
             blink_window_ms: 3000,
             blink_face_length_tolerance: 0.06,
             blink_pitch_tolerance: 0.04,
@@ -189,6 +193,13 @@ pub fn find_action(
             }
         }
         Action::Blink => {
+            let eye = |x: &Measures| {
+                if th.blink_by_ear {
+                    x.ear
+                } else {
+                    x.eye_open_norm
+                }
+            };
             for i in from..obs.len() {
                 let (Some(cur), t) = (m(i), obs[i].t_ms) else {
                     continue;
@@ -207,7 +218,7 @@ pub fn find_action(
                     .filter_map(|o| o.measures)
                     .collect();
                 let (Some(open), Some(len), Some(pitch)) = (
-                    median(window.iter().map(|w| w.eye_open_norm).collect()),
+                    median(window.iter().map(eye).collect()),
                     median(recent.iter().map(|w| w.face_length).collect()),
                     median(recent.iter().map(|w| w.pitch).collect()),
                 ) else {
@@ -215,7 +226,7 @@ pub fn find_action(
                 };
                 let stable = (cur.face_length / len - 1.0).abs() <= th.blink_face_length_tolerance
                     && (cur.pitch - pitch).abs() <= th.blink_pitch_tolerance;
-                let ratio = cur.eye_open_norm / open.max(1e-6);
+                let ratio = eye(&cur) / open.max(1e-6);
                 if stable {
                     best = best.max(1.0 - ratio);
                     if ratio < th.blink_ratio {

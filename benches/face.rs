@@ -72,7 +72,9 @@ fn main() {
     let (mut dec, mut det, mut lm, mut al, mut emb, mut total) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut chips = Vec::new();
-    for _ in 0..3 {
+    let mut pipeline = Vec::new();
+    let mut decoded: Vec<(image::RgbImage, Vec<f32>)> = Vec::new();
+    for round in 0..3 {
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
             let t0 = Instant::now();
@@ -89,9 +91,13 @@ fn main() {
             let chip = OnnxEngine::align(&img, &five_points(&mesh)).unwrap();
             al.push(t.elapsed());
             let t = Instant::now();
-            engine.embed(&chip).unwrap();
+            let embedding = engine.embed(&chip).unwrap();
             emb.push(t.elapsed());
             total.push(t0.elapsed());
+            pipeline.push(t0.elapsed() - *dec.last().unwrap());
+            if round == 0 {
+                decoded.push((img.clone(), embedding));
+            }
             if chips.len() < 20 {
                 chips.push(chip);
             }
@@ -107,6 +113,7 @@ fn main() {
     report("align (112×112)", &mut al);
     report("embed (MobileFace)", &mut emb);
     report("photo end to end", &mut total);
+    let rust_pipeline = report("photo without decode", &mut pipeline);
 
     // One 20-frame sequence, as the hosted page sends it.
     let dir = tempfile::tempdir().unwrap();
@@ -285,4 +292,43 @@ for path, size in [(sys.argv[1], 128), (sys.argv[2], 192), (sys.argv[3], 112)]:
         py[0] + 2.0 * py[1] + py[2],
     );
     println!("model work per frame (detect + 2 x mesh + embed): shiren {r:.2} ms, Python {p:.2} ms: Python/shiren {:.2}", p / r);
+
+    // The whole pipeline (after decoding) in Python, on the same decoded photos.
+    let raw = dir.path().join("photos.rgb");
+    let meta = dir.path().join("photos.json");
+    std::fs::write(
+        &raw,
+        decoded
+            .iter()
+            .flat_map(|(img, _)| img.as_raw().clone())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let m: Vec<serde_json::Value> = decoded
+        .iter()
+        .map(|(img, e)| serde_json::json!({"w": img.width(), "h": img.height(), "embedding": e}))
+        .collect();
+    std::fs::write(&meta, serde_json::to_vec(&m).unwrap()).unwrap();
+    let out = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/face_pipeline.py"))
+        .arg(&installed.dir)
+        .arg(&raw)
+        .arg(&meta)
+        .output()
+        .unwrap();
+    match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+        Ok(v) => {
+            let py = v["p50_ms"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "whole pipeline per photo (no decode), p50: shiren {rust_pipeline:.2} ms, Python numpy+onnxruntime {py:.2} ms (p99 {:.1}): Python/shiren {:.2}; mean cosine between their embeddings {:.4}",
+                v["p99_ms"].as_f64().unwrap_or(f64::NAN),
+                py / rust_pipeline,
+                v["mean_cosine_to_shiren"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        Err(_) => println!(
+            "(Python pipeline failed: {})",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
 }

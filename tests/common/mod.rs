@@ -243,3 +243,34 @@ pub fn sdk_dir() -> &'static Path {
 pub fn test_cert_no() -> String {
     shiren::certify::idcard::with_check_char("11010519900307123")
 }
+
+/// The provisioned models (runtime and ONNX files), installed on first use like `serve` does.
+pub fn installed_models() -> &'static shiren::face::provision::Installed {
+    use shiren::face::provision::{default_dir, ensure, Manifest, StderrProgress};
+    static I: OnceLock<shiren::face::provision::Installed> = OnceLock::new();
+    I.get_or_init(|| {
+        ensure(&default_dir(), &Manifest::builtin(), &StderrProgress).expect("models install")
+    })
+}
+
+/// The real face engine with default settings, shared by the tests of one binary.
+pub fn face_engine() -> &'static shiren::face::engine::OnnxEngine {
+    use shiren::face::engine::{EngineSettings, OnnxEngine};
+    static E: OnceLock<OnnxEngine> = OnceLock::new();
+    E.get_or_init(|| {
+        OnnxEngine::load(installed_models(), EngineSettings::default()).expect("engine loads")
+    })
+}
+
+/// A path under `../shared/data` when it exists (tests read it when it is there, and say so when it is not).
+pub fn shared_data(relative: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(relative);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("{} is not here: skipped", p.display());
+        None
+    }
+}

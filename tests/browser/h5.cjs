@@ -22,6 +22,7 @@
 //   returnPrefix  stop when the page navigates to a URL starting with this; that URL is not loaded (answered with a
 //                 stub page by the route) and is recorded as returnUrl
 //   userAgent     an optional user agent for the phone context
+//   viewport      {width, height} instead of 390×844 (e.g. 360×640)
 //   timeoutMs     overall limit (default 90000)
 //   log           true: progress lines on stderr
 // Result: { returnUrl, hostMessages, hostNavigateBack, outcomes: [attempt responses], challenges, screens: [ids seen],
@@ -69,7 +70,7 @@ async function runPage(opts) {
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
   try {
     const context = await browser.newContext({
-      viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1,
+      viewport: o.viewport || { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1,
       permissions: o.denyCamera ? [] : ['camera'], locale: 'zh-CN',
       ...(o.userAgent ? { userAgent: o.userAgent } : {}),
     });
@@ -126,6 +127,7 @@ async function runPage(opts) {
     while (true) {
       if (Date.now() > deadline) { result.timedOut = true; say('timed out on', last); break; }
       if (result.returnUrl && o.returnPrefix) break;
+      if (o.miniprogram && result.hostNavigateBack > 0) { await sleep(200); break; }   // the host took the page away
       let st;
       try {
         st = await page.evaluate(() => {
@@ -175,7 +177,7 @@ async function runPage(opts) {
       if (handled === screen) {
         if (FINAL.has(screen)) {
           if (o.miniprogram && (result.hostNavigateBack > 0 || st.hostBack > 0)) break;
-          if (Date.now() - finalSince > 8000) {
+          if (Date.now() - finalSince > 4000) {
             // the automatic way back did not happen: press the button as a person would
             finalSince = Date.now();
             if (await page.locator(`#${screen} [data-act="return"]`).isVisible()) await click(`#${screen} [data-act="return"]`);

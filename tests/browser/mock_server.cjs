@@ -214,18 +214,24 @@ function startMock({ port = 0, host = '127.0.0.1', onLog = null } = {}) {
         if (check.problems.length) return err(400, 'BAD_UPLOAD', '上传的数据有误：' + check.problems.join('; '), 'Bad upload: ' + check.problems.join('; '));
         const step = s.plan[Math.min(s.step, s.plan.length - 1)];
         s.step += 1;
-        if (step === 'drop') return req.socket.destroy();   // the challenge stays valid: the page re-sends
+        if (step === 'drop') {
+          // the connection breaks after the answer began (a reset before it would be retried by the browser itself);
+          // the challenge stays valid, so the page may re-send
+          res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': '1000' });
+          res.write('{"outcome"');
+          return setTimeout(() => req.socket.destroy(), 50);
+        }
         s.attempts += 1;
         s.challenge = null;
         const left = 3 - s.attempts;
         const [code, zh, en] = MESSAGES[step];
-        if (step === 'retry') return json(200, { outcome: 'retry', code, message_zh: zh, message_en: en, attempts_left: left });
+        if (step === 'retry') return setTimeout(() => json(200, { outcome: 'retry', code, message_zh: zh, message_en: en, attempts_left: left }), 500);   // a decision takes a moment
         s.decided = step;
-        return json(200, {
+        return setTimeout(() => json(200, {
           outcome: step, code, message_zh: zh, message_en: en, attempts_left: left,
           return_url: `${base}/merchant/return?certify_id=${cid}`,
           result: { resultStatus: step === 'passed' ? '9000' : '4000', result: { certifyId: cid, errorCode: step === 'passed' ? '' : code } },
-        });
+        }), 500);
       });
       return undefined;
     }

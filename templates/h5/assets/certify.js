@@ -303,7 +303,7 @@
       if (typeof my.navigateBack === 'function') my.navigateBack();
       return;
     }
-    if (returnUrl) {
+    if (returnUrl && !/^\s*(javascript|data|vbscript):/i.test(returnUrl)) {
       leaving = true;
       location.href = returnUrl;
     }
@@ -317,7 +317,10 @@
     var canReturn = !!returnUrl || isMiniProgram();
     returnNote = canReturn ? (delayMs ? 'return_note_auto' : 'return_note_manual') : '';
     var btns = $(id).querySelectorAll('[data-act="return"]');
-    for (var i = 0; i < btns.length; i++) btns[i].hidden = !canReturn;
+    for (var i = 0; i < btns.length; i++) {
+      btns[i].hidden = !canReturn;
+      btns[i].setAttribute('data-i18n', bridge() ? 'back_to_app' : 'return');
+    }
     show(id);
     if (delayMs && bridge()) postToHost(hostResult);   // the host learns the result even if the person leaves now
     if (delayMs && canReturn) returnTimer = setTimeout(goBack, delayMs);
@@ -350,6 +353,7 @@
   }
 
   function openCamera() {
+    if (screen === 'camera-wait') return;
     show('camera-wait');
     stopCamera();
     var md = navigator.mediaDevices;
@@ -395,7 +399,9 @@
   var netRetry = null;
 
   function newAttempt() {
+    if (screen === 'capture' || screen === 'uploading' || screen === 'verifying') return;   // a double tap
     if (!cameraLive()) { openCamera(); return; }
+    if (video.paused) { var pp = video.play(); if (pp && pp.catch) pp.catch(function () { /* shown paused */ }); }
     countdownLeft = 0;
     capturing = false;
     setStageColour(null);
@@ -443,7 +449,7 @@
 
   function phaseAt(tms) {
     var ch = challenge;
-    if (tms < ch.baseline_ms) return { name: 'baseline', index: -1, frac: tms / ch.baseline_ms };
+    if (tms < ch.baseline_ms || !ch.actions.length) return { name: 'baseline', index: -1, frac: Math.min(1, tms / (ch.baseline_ms || 1)) };
     var k = Math.floor((tms - ch.baseline_ms) / ch.action_ms);
     k = Math.min(k, ch.actions.length - 1);
     return { name: ch.actions[k], index: k, frac: (tms - ch.baseline_ms - k * ch.action_ms) / ch.action_ms };
@@ -570,6 +576,7 @@
 
   // ---------------------------------------------------------------------------------------------- cancel and errors
   function cancel() {
+    if (screen === 'busy') return;
     stopCamera();
     show('busy');
     post('cancel', {}, 15000).then(function (r) {

@@ -127,4 +127,6 @@ function certifyPage(extra) {
   return opts;
 }
 
-module.exports = { startCertify: startCertify, certifyPage: certifyPage, DEFAULT_PAGE: DEFAULT_PAGE };
+if (typeof module !== 'undefined' && module.exports) {
+  module.exports = { startCertify: startCertify, certifyPage: certifyPage, DEFAULT_PAGE: DEFAULT_PAGE };
+}

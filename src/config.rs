@@ -44,6 +44,88 @@ pub struct Config {
     /// Operator ONNX files replacing provisioned stages, by model name (`blazeface-front`, `blazeface-back`,
     /// `facemesh`): each must keep the replaced model's input layout and output names.
     pub model_files: std::collections::BTreeMap<String, PathBuf>,
+    /// Where reference identities come from (`[authority]`).
+    pub authority: AuthorityConfig,
+    /// Defaults of the hosted flow and its decision (`[decision]`); scenes may override them.
+    pub decision: DecisionConfig,
+    /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
+    /// one is on (`[testing]`).
+    pub testing: TestingConfig,
+}
+
+/// The authority the decision compares against.
+#[derive(Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorityConfig {
+    /// An external authority's URL (`SHIREN_AUTHORITY_URL`); unset means the local registry
+    /// (`shiren identity import`).
+    pub url: Option<String>,
+    /// Shared secret signing requests to the external authority and its answers (`SHIREN_AUTHORITY_SECRET`).
+    pub secret: Option<String>,
+    /// Timeout of one call to the external authority, in milliseconds (default 3000).
+    pub timeout_ms: Option<u64>,
+}
+
+impl fmt::Debug for AuthorityConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorityConfig")
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// Defaults of the hosted flow and the decision.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DecisionConfig {
+    /// Target false-accept rate of the face match: `1e-2`, `1e-3` (default) or `1e-4` (`SHIREN_MATCH_FAR`).
+    pub match_far: String,
+    /// Attempts a person gets on the hosted page (`SHIREN_MAX_ATTEMPTS`, 1–5, default 3).
+    pub max_attempts: u32,
+    /// Milliseconds of the opening phase (look straight; colour flashes).
+    pub baseline_ms: u32,
+    /// Milliseconds given to each challenged action.
+    pub action_ms: u32,
+    /// Frames per second the page captures.
+    pub fps: u32,
+    /// Days a reserved face image is kept (shown on the consent screen).
+    pub retention_days: u32,
+    /// Smallest inter-ocular distance, in pixels, of the frame used for the match.
+    pub min_iod_px: f32,
+}
+
+impl Default for DecisionConfig {
+    fn default() -> Self {
+        DecisionConfig {
+            match_far: "1e-3".into(),
+            max_attempts: 3,
+            baseline_ms: 1500,
+            action_ms: 2500,
+            fps: 8,
+            retention_days: 30,
+            min_iod_px: 28.0,
+        }
+    }
+}
+
+/// Test-only settings.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Every challenge asks exactly these actions in this order (`SHIREN_TEST_FIXED_CHALLENGE=turn,open_mouth`;
+    /// `turn` accepts either direction), so a recorded video can perform it.
+    pub fixed_challenge: Option<Vec<String>>,
+    /// Skip the colour-flash check (`SHIREN_TEST_SKIP_COLOUR_CHECK=1`): a recorded video cannot reflect the flashes.
+    pub skip_colour_check: bool,
+}
+
+impl TestingConfig {
+    /// Whether any test-only setting is on.
+    pub fn any(&self) -> bool {
+        self.fixed_challenge.is_some() || self.skip_colour_check
+    }
 }
 
 /// How the aligned crop is scaled before the recogniser.
@@ -83,6 +165,9 @@ impl Default for Config {
             recogniser_preset: RecogniserPreset::Raw,
             recogniser_output: None,
             model_files: Default::default(),
+            authority: AuthorityConfig::default(),
+            decision: DecisionConfig::default(),
+            testing: TestingConfig::default(),
         }
     }
 }
@@ -112,6 +197,9 @@ impl fmt::Debug for Config {
             .field("recogniser_preset", &self.recogniser_preset)
             .field("recogniser_output", &self.recogniser_output)
             .field("model_files", &self.model_files)
+            .field("authority", &self.authority)
+            .field("decision", &self.decision)
+            .field("testing", &self.testing)
             .finish()
     }
 }
@@ -207,6 +295,28 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_TIMESTAMP_SKEW_SECS") {
             self.timestamp_skew_secs = parse("SHIREN_TIMESTAMP_SKEW_SECS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_AUTHORITY_URL").filter(|v| !v.is_empty()) {
+            self.authority.url = Some(v);
+        }
+        if let Some(v) = get("SHIREN_AUTHORITY_SECRET").filter(|v| !v.is_empty()) {
+            self.authority.secret = Some(v);
+        }
+        if let Some(v) = get("SHIREN_AUTHORITY_TIMEOUT_MS") {
+            self.authority.timeout_ms = Some(parse("SHIREN_AUTHORITY_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("SHIREN_MATCH_FAR") {
+            self.decision.match_far = v.trim().to_string();
+        }
+        if let Some(v) = get("SHIREN_MAX_ATTEMPTS") {
+            self.decision.max_attempts = parse("SHIREN_MAX_ATTEMPTS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_TEST_FIXED_CHALLENGE").filter(|v| !v.is_empty()) {
+            self.testing.fixed_challenge =
+                Some(v.split(',').map(|a| a.trim().to_string()).collect());
+        }
+        if let Some(v) = get("SHIREN_TEST_SKIP_COLOUR_CHECK") {
+            self.testing.skip_colour_check = matches!(v.trim(), "1" | "true" | "yes");
         }
         if let Some(v) = get("SHIREN_LOG_FORMAT") {
             self.log_format = match v.trim().to_ascii_lowercase().as_str() {

@@ -1,5 +1,6 @@
 //! shiren (实人): self-hostable, financial-grade real-person verification.
 pub mod api;
+pub mod authority;
 pub mod certify;
 pub mod config;
 pub mod db;
@@ -34,6 +35,36 @@ pub struct AppContext {
     pub public_url: String,
     /// The face engine (used by the hosted flow's decision).
     pub face: Arc<dyn face::engine::FaceEngine>,
+    /// The hosted page's flow: sessions, challenges, attempts, decisions.
+    pub hosted: certify::hosted::HostedService,
+    /// The object store (pictures, kept face images).
+    pub store: storage::ObjectStore,
+}
+
+/// The authority a config names: the external one when `authority.url` is set, else the local registry.
+pub fn build_authority(
+    config: &Config,
+    db: &DatabaseConnection,
+    store: &storage::ObjectStore,
+    recogniser: String,
+) -> anyhow::Result<Arc<dyn authority::Authority>> {
+    Ok(match &config.authority.url {
+        Some(url) => {
+            let secret = config.authority.secret.as_deref().context(
+                "authority.secret (SHIREN_AUTHORITY_SECRET) is required with authority.url",
+            )?;
+            Arc::new(authority::http::HttpAuthority::new(
+                url.clone(),
+                secret,
+                std::time::Duration::from_millis(config.authority.timeout_ms.unwrap_or(3000)),
+            )?)
+        }
+        None => Arc::new(authority::local::LocalRegistry::new(
+            db.clone(),
+            store.clone(),
+            recogniser,
+        )),
+    })
 }
 
 /// The hosted-page templates, compiled into the binary so it runs from anywhere.
@@ -74,7 +105,7 @@ pub fn build_context(
     let store = storage::ObjectStore::new(config.data_dir.join("objects"));
     let certify = CertifyService::new(
         db.clone(),
-        store,
+        store.clone(),
         ServiceSettings {
             certify_ttl_secs: config.certify_ttl_secs,
             token_ttl_secs: config.token_ttl_secs,
@@ -89,8 +120,30 @@ pub fn build_context(
         config.timestamp_skew_secs,
         public_url.clone(),
     );
+    let hosted_settings = certify::hosted::HostedSettings::from_config(&config)?;
+    if config.testing.any() {
+        tracing::warn!(
+            testing = ?config.testing,
+            "TEST-ONLY SETTINGS ARE ON: this server must not verify real people"
+        );
+        eprintln!(
+            "WARNING: test-only settings are on ({:?}); this server must not verify real people",
+            config.testing
+        );
+    }
+    let authority = build_authority(&config, &db, &store, face.recogniser_id())?;
+    let hosted = certify::hosted::HostedService::new(
+        db.clone(),
+        store.clone(),
+        face.clone(),
+        authority,
+        hosted_settings,
+        Arc::new(SystemClock),
+    );
     Ok(Arc::new(AppContext {
         templates: templates()?,
+        hosted,
+        store,
         config,
         db,
         certify,

@@ -46,6 +46,28 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// The local identity registry the decision compares against.
+    Identity {
+        #[command(subcommand)]
+        command: IdentityCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// Import a CSV with the columns cert_no,cert_name,photo (photo paths relative to the CSV). Bad rows are
+    /// reported with their line number and skipped; the exit status is 3 when any row was skipped.
+    Import {
+        #[arg(long)]
+        csv: PathBuf,
+    },
+    /// List registered identities (ID numbers and names masked unless --full).
+    List {
+        #[arg(long)]
+        full: bool,
+    },
+    /// Delete an identity and its photo.
+    Delete { cert_no: String },
 }
 
 #[derive(Subcommand)]
@@ -131,6 +153,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<RowsSkipped>().is_some() => {
+            eprintln!("warning: {e}");
+            ExitCode::from(EXIT_ROWS_SKIPPED)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -164,6 +190,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Face { command } => face_command(command, &config),
+        Command::Identity { command } => identity_command(command, config).await,
         Command::Models { command } => match command {
             ModelsCommand::Install => {
                 let dir = config.effective_models_dir();
@@ -281,6 +308,81 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+    }
+}
+
+/// Skipped rows make `identity import` exit with this status.
+const EXIT_ROWS_SKIPPED: u8 = 3;
+
+#[derive(Debug)]
+struct RowsSkipped(usize);
+
+impl std::fmt::Display for RowsSkipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} row(s) skipped", self.0)
+    }
+}
+
+impl std::error::Error for RowsSkipped {}
+
+async fn identity_command(command: IdentityCommand, config: Config) -> anyhow::Result<()> {
+    use shiren::authority::import;
+    let database = shiren::open_database(&config).await?;
+    let store = shiren::storage::ObjectStore::new(config.data_dir.join("objects"));
+    match command {
+        IdentityCommand::Import { csv } => {
+            let engine = {
+                let config = config.clone();
+                tokio::task::spawn_blocking(move || load_engine(&config)).await??
+            };
+            let report =
+                import::import_csv(&database, &store, &engine, &csv, now(), |done, total| {
+                    eprint!("\rimporting {done}/{total}");
+                    if done == total {
+                        eprintln!();
+                    }
+                })
+                .await?;
+            for r in &report.rejected {
+                eprintln!("line {}: {} (skipped)", r.line, r.reason);
+            }
+            println!(
+                "imported {} identit{}, skipped {}",
+                report.imported,
+                if report.imported == 1 { "y" } else { "ies" },
+                report.rejected.len()
+            );
+            if report.rejected.is_empty() {
+                Ok(())
+            } else {
+                Err(RowsSkipped(report.rejected.len()).into())
+            }
+        }
+        IdentityCommand::List { full } => {
+            for i in db::identities::list(&database).await? {
+                let (no, name) = if full {
+                    (i.cert_no.clone(), i.cert_name.clone())
+                } else {
+                    (
+                        import::mask_cert_no(&i.cert_no),
+                        import::mask_name(&i.cert_name),
+                    )
+                };
+                println!("{no}\t{name}\t{}\t{}", i.embedding_model, i.updated_at);
+            }
+            Ok(())
+        }
+        IdentityCommand::Delete { cert_no } => {
+            let cert_no = cert_no.trim().to_ascii_uppercase();
+            let Some(i) = db::identities::delete(&database, &cert_no).await? else {
+                anyhow::bail!("no identity with that ID number");
+            };
+            if let Err(e) = store.delete(&i.photo_key).await {
+                eprintln!("warning: the photo could not be removed: {e}");
+            }
+            println!("deleted {}", import::mask_cert_no(&i.cert_no));
+            Ok(())
         }
     }
 }

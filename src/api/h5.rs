@@ -1,25 +1,56 @@
-//! The hosted pages reached through certify tokens.
+//! The hosted pages reached through certify tokens, and their JSON endpoints. Handlers parse, call the hosted
+//! service, and map the result.
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use poem::http::{header, StatusCode};
-use poem::web::{Data, Path};
-use poem::{handler, Response};
+use poem::web::cookie::{Cookie, CookieJar, SameSite};
+use poem::web::{Data, Path, Query};
+use poem::{handler, Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
 
+use crate::certify::hosted::{FrameIn, HostedError, PageView};
+use crate::certify::state::State;
 use crate::AppContext;
 
 /// Content-Security-Policy of every hosted page: everything from shiren itself, nothing else.
 pub const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
 script-src 'self'; connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'";
 
-fn html(status: StatusCode, body: String) -> Response {
+/// The same inside a mini-program web-view, which must also load the host's bridge script.
+pub const CSP_MINIPROGRAM: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
+script-src 'self' https://appx; connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'";
+
+/// The cookie holding the browser session a token is bound to.
+const SESSION_COOKIE: &str = "shiren_h5";
+
+/// Largest attempt upload (frames as base64 JSON).
+const MAX_ATTEMPT_BODY: usize = 24 * 1024 * 1024;
+
+fn html(status: StatusCode, body: String, csp: &str) -> Response {
     Response::builder()
         .status(status)
         .content_type("text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
-        .header("Content-Security-Policy", CSP)
+        .header("Content-Security-Policy", csp)
         .header("Referrer-Policy", "no-referrer")
         .header("X-Content-Type-Options", "nosniff")
+        .header(
+            "Permissions-Policy",
+            "camera=(self), microphone=(), geolocation=()",
+        )
         .body(body)
+}
+
+fn json_response(status: StatusCode, v: serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(v.to_string())
 }
 
 /// A small error page for the person in front of the phone.
@@ -36,48 +67,321 @@ pub fn error_page(
     c.insert("message", message);
     c.insert("code", code);
     match ctx.templates.render("h5/error.html", &c) {
-        Ok(body) => html(status, body),
+        Ok(body) => html(status, body, CSP),
         Err(e) => {
             tracing::error!(error = ?e, "error page template failed");
-            html(status, format!("{title} ({code})"))
+            html(status, format!("{title} ({code})"), CSP)
         }
     }
 }
 
-/// `/h5/certify/{token}`: the hosted verification page of a valid token.
+fn hosted_error_page(ctx: &AppContext, e: &HostedError) -> Response {
+    log_error(e);
+    let (zh, en) = e.messages();
+    error_page(
+        ctx,
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        zh,
+        en,
+        e.code(),
+    )
+}
+
+fn hosted_error_json(e: &HostedError) -> Response {
+    log_error(e);
+    let (zh, en) = e.messages();
+    let mut v = json!({"code": e.code(), "message_zh": zh, "message_en": en});
+    if let HostedError::BadFrames(detail) = e {
+        v["detail"] = json!(detail);
+    }
+    json_response(
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        v,
+    )
+}
+
+fn log_error(e: &HostedError) {
+    match e {
+        HostedError::Internal(cause) => tracing::error!(error = ?cause, "hosted flow failed"),
+        HostedError::AuthorityUnavailable(cause) => {
+            tracing::error!(error = %cause, "identity authority unavailable")
+        }
+        other => tracing::info!(code = other.code(), "hosted request refused"),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    channel: Option<String>,
+    lang: Option<String>,
+}
+
+/// Whether the page runs inside a mini-program web-view: asked for explicitly, or told by the user agent.
+fn is_miniprogram(q: &PageQuery, req: &Request) -> bool {
+    q.channel.as_deref() == Some("miniprogram")
+        || req
+            .header(header::USER_AGENT)
+            .is_some_and(|ua| ua.contains("MiniProgram"))
+}
+
+fn session_of(jar: &CookieJar) -> Option<String> {
+    jar.get(SESSION_COOKIE).map(|c| c.value_str().to_string())
+}
+
+/// `GET /h5/certify/{token}`: the hosted verification page.
 #[handler]
 pub async fn certify_page(
+    req: &Request,
     Path(token): Path<String>,
+    Query(q): Query<PageQuery>,
+    jar: &CookieJar,
     Data(ctx): Data<&Arc<AppContext>>,
 ) -> Response {
-    match ctx.certify.verification_for_token(&token).await {
-        Ok(Some(v)) => {
-            let mut c = tera::Context::new();
-            c.insert("lang", "zh-CN");
-            c.insert(
-                "expires_at",
-                &chrono::DateTime::from_timestamp(v.expires_at, 0)
-                    .map(|d| d.to_rfc3339())
-                    .unwrap_or_default(),
-            );
-            match ctx.templates.render("h5/certify.html", &c) {
-                Ok(body) => html(StatusCode::OK, body),
-                Err(e) => {
-                    tracing::error!(error = ?e, "certify page template failed");
-                    error_page(ctx, StatusCode::INTERNAL_SERVER_ERROR, "服务暂不可用", "Service unavailable", "SYSTEM_ERROR")
-                }
-            }
-        }
-        Ok(None) => error_page(
-            ctx,
-            StatusCode::NOT_FOUND,
-            "链接已失效 / Link no longer valid",
-            "This verification link has expired or was already used. Please start again from the app.",
-            "TOKEN_INVALID",
+    let opened = match ctx.hosted.open(&token, session_of(jar).as_deref()).await {
+        Ok(o) => o,
+        Err(e) => return hosted_error_page(ctx, &e),
+    };
+    if let Some(secret) = &opened.new_session {
+        let mut c = Cookie::new_with_str(SESSION_COOKIE, secret);
+        c.set_path(format!("/h5/certify/{token}"));
+        c.set_http_only(true);
+        c.set_same_site(SameSite::Lax);
+        c.set_secure(ctx.public_url.starts_with("https://"));
+        c.set_max_age(std::time::Duration::from_secs(
+            (ctx.config.certify_ttl_secs.max(0) as u64).max(600),
+        ));
+        jar.add(c);
+    }
+    let miniprogram = is_miniprogram(&q, req);
+    let merchant = crate::db::apps::find(&ctx.db, &opened.view.app_id)
+        .await
+        .ok()
+        .flatten()
+        .map(|a| a.name)
+        .unwrap_or_default();
+    let c = page_context(&opened.view, &merchant, miniprogram, q.lang.as_deref());
+    match ctx.templates.render("h5/certify.html", &c) {
+        Ok(body) => html(
+            StatusCode::OK,
+            body,
+            if miniprogram { CSP_MINIPROGRAM } else { CSP },
         ),
         Err(e) => {
-            tracing::error!(error = ?e, "token lookup failed");
-            error_page(ctx, StatusCode::SERVICE_UNAVAILABLE, "服务暂不可用", "Service unavailable, please retry.", "SYSTEM_ERROR")
+            tracing::error!(error = ?e, "certify page template failed");
+            error_page(
+                ctx,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "服务暂不可用",
+                "Service unavailable",
+                "SYSTEM_ERROR",
+            )
         }
     }
+}
+
+fn page_context(
+    v: &PageView,
+    merchant: &str,
+    miniprogram: bool,
+    lang: Option<&str>,
+) -> tera::Context {
+    let mut c = tera::Context::new();
+    c.insert("lang", if lang == Some("en") { "en" } else { "zh-CN" });
+    c.insert(
+        "channel",
+        if miniprogram {
+            "miniprogram"
+        } else {
+            "browser"
+        },
+    );
+    c.insert("certify_id", &v.certify_id);
+    c.insert("merchant_name", merchant);
+    c.insert("retention_days", &v.retention_days);
+    c.insert("reserve", &v.reserve);
+    c.insert("max_attempts", &v.max_attempts);
+    c.insert(
+        "attempts_left",
+        &v.max_attempts.saturating_sub(v.attempts_used),
+    );
+    let state = match v.state {
+        State::Passed => "passed",
+        State::Failed => "failed",
+        _ => "open",
+    };
+    c.insert("state", state);
+    c.insert("return_url", &v.return_url);
+    let reason = v
+        .fail_reason
+        .as_deref()
+        .and_then(crate::certify::decision::FailReason::from_code);
+    let (zh, en) = match (v.state, reason) {
+        (State::Passed, _) => ("认证通过", "Verification passed"),
+        (_, Some(r)) => r.messages(),
+        _ => ("", ""),
+    };
+    c.insert("result_code", v.fail_reason.as_deref().unwrap_or(""));
+    c.insert("result_message_zh", zh);
+    c.insert("result_message_en", en);
+    c
+}
+
+/// `POST /h5/certify/{token}/challenge`: the next challenge.
+#[handler]
+pub async fn challenge(
+    Path(token): Path<String>,
+    jar: &CookieJar,
+    Data(ctx): Data<&Arc<AppContext>>,
+) -> Response {
+    match ctx
+        .hosted
+        .challenge(&token, session_of(jar).as_deref())
+        .await
+    {
+        Ok((id, number, c)) => json_response(
+            StatusCode::OK,
+            json!({
+                "challenge_id": id,
+                "attempt": number,
+                "max_attempts": ctx.hosted.settings().max_attempts,
+                "actions": c.actions,
+                "baseline_ms": c.baseline_ms,
+                "action_ms": c.action_ms,
+                "flash": c.flash,
+                "fps": c.fps,
+                "max_side": 480,
+                "jpeg_quality": 0.85,
+            }),
+        ),
+        Err(e) => hosted_error_json(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AttemptBody {
+    challenge_id: String,
+    frames: Vec<FrameBody>,
+}
+
+#[derive(Deserialize)]
+struct FrameBody {
+    t_ms: u32,
+    jpeg: String,
+}
+
+fn parse_attempt(bytes: &[u8]) -> Result<(String, Vec<FrameIn>), HostedError> {
+    let body: AttemptBody = serde_json::from_slice(bytes)
+        .map_err(|e| HostedError::BadFrames(format!("body is not the expected JSON: {e}")))?;
+    let frames = body
+        .frames
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let b64 = f
+                .jpeg
+                .strip_prefix("data:image/jpeg;base64,")
+                .unwrap_or(&f.jpeg);
+            B64.decode(b64.trim())
+                .map(|jpeg| FrameIn { t_ms: f.t_ms, jpeg })
+                .map_err(|_| HostedError::BadFrames(format!("frame {i} is not base64")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((body.challenge_id, frames))
+}
+
+/// `POST /h5/certify/{token}/attempt`: the frames of one challenge; answers with the verdict.
+#[handler]
+pub async fn attempt(
+    Path(token): Path<String>,
+    jar: &CookieJar,
+    body: Body,
+    Data(ctx): Data<&Arc<AppContext>>,
+) -> Response {
+    let bytes = match body.into_bytes_limit(MAX_ATTEMPT_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return hosted_error_json(&HostedError::BadFrames(format!(
+                "the upload is larger than {MAX_ATTEMPT_BODY} bytes"
+            )))
+        }
+    };
+    let (challenge_id, frames) = match parse_attempt(&bytes) {
+        Ok(x) => x,
+        Err(e) => return hosted_error_json(&e),
+    };
+    match ctx
+        .hosted
+        .submit(&token, session_of(jar).as_deref(), &challenge_id, frames)
+        .await
+    {
+        Ok(r) => {
+            let (zh, en) = match r.fail_reason {
+                None => ("认证通过", "Verification passed"),
+                Some(f) => f.messages(),
+            };
+            let code = r.fail_reason.map(|f| f.code()).unwrap_or("PASSED");
+            let mut v = json!({
+                "outcome": r.outcome,
+                "code": code,
+                "message_zh": zh,
+                "message_en": en,
+                "attempts_left": r.attempts_left,
+            });
+            if let Some(url) = &r.return_url {
+                v["return_url"] = json!(url);
+                v["result"] = json!({
+                    "resultStatus": if r.outcome == "passed" { "9000" } else { "4000" },
+                    "result": {"certifyId": r.certify_id, "errorCode": if r.outcome == "passed" { "" } else { code }},
+                });
+            }
+            json_response(StatusCode::OK, v)
+        }
+        Err(e) => hosted_error_json(&e),
+    }
+}
+
+/// `POST /h5/certify/{token}/cancel`: the person gives up.
+#[handler]
+pub async fn cancel(
+    Path(token): Path<String>,
+    jar: &CookieJar,
+    Data(ctx): Data<&Arc<AppContext>>,
+) -> Response {
+    match ctx.hosted.cancel(&token, session_of(jar).as_deref()).await {
+        Ok(v) => json_response(
+            StatusCode::OK,
+            json!({"return_url": v.return_url, "result": {"resultStatus": "6001", "result": null}}),
+        ),
+        Err(e) => hosted_error_json(&e),
+    }
+}
+
+/// `GET /h5/assets/{name}`: the page's script and style, and the mini-program helper, compiled into the binary.
+#[handler]
+pub async fn asset(Path(name): Path<String>) -> Response {
+    let (body, mime) = match name.as_str() {
+        "certify.js" => (
+            include_str!("../../templates/h5/assets/certify.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "certify.css" => (
+            include_str!("../../templates/h5/assets/certify.css"),
+            "text/css; charset=utf-8",
+        ),
+        "miniprogram.js" => (
+            include_str!("../../templates/h5/assets/miniprogram.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => {
+            return Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .content_type("text/plain")
+                .body("not found")
+        }
+    };
+    Response::builder()
+        .content_type(mime)
+        .header(header::CACHE_CONTROL, "public, max-age=300")
+        .header("X-Content-Type-Options", "nosniff")
+        .body(body)
 }

@@ -5,7 +5,8 @@ pub mod health;
 
 use std::sync::Arc;
 
-use poem::{get, EndpointExt, Route};
+use poem::middleware::CookieJarManager;
+use poem::{get, post, EndpointExt, Route};
 
 use crate::AppContext;
 
@@ -14,8 +15,13 @@ pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
     Route::new()
         .at("/gateway.do", get(gateway::gateway).post(gateway::gateway))
         .at("/h5/certify/:token", get(h5::certify_page))
+        .at("/h5/certify/:token/challenge", post(h5::challenge))
+        .at("/h5/certify/:token/attempt", post(h5::attempt))
+        .at("/h5/certify/:token/cancel", post(h5::cancel))
+        .at("/h5/assets/:name", get(h5::asset))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .data(ctx)
+        .with(CookieJarManager::new())
         .around(crate::telemetry::request_span)
 }

@@ -1,5 +1,8 @@
 //! The verification: request validation, the state machine, and the service that stores and moves it.
+pub mod challenge;
+pub mod decision;
 pub mod error;
+pub mod hosted;
 pub mod idcard;
 pub mod request;
 pub mod service;

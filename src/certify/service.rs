@@ -221,16 +221,41 @@ impl CertifyService {
         let certify_id = parse_certify_id(biz_content)?;
         let v = self.owned(app, &certify_id).await?;
         let state = v.state.at(self.clock.now(), v.expires_at);
+        let material_info = match &v.face_image_key {
+            Some(key) => self.with_face_image(&v.material_info, key).await?,
+            None => v.material_info,
+        };
         Ok(QueryResult {
             passed: state == State::Passed,
             identity_info: v.identity_info,
-            material_info: v.material_info,
+            material_info,
             fail_reason: match state {
                 State::Failed => v.fail_reason.or_else(|| Some("FAILED".into())),
                 State::Expired => Some("VERIFICATION_EXPIRED".into()),
                 _ => None,
             },
         })
+    }
+
+    /// `material_info` with the kept face image added as base64 JPEG (`face_image`).
+    async fn with_face_image(
+        &self,
+        material_info: &str,
+        key: &str,
+    ) -> Result<String, CertifyError> {
+        let mut m: serde_json::Map<String, Value> =
+            serde_json::from_str(material_info).unwrap_or_default();
+        match self.store.get(key).await {
+            Ok(Some(bytes)) => {
+                m.insert(
+                    "face_image".into(),
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                );
+            }
+            Ok(None) => tracing::warn!("a kept face image is missing from the object store"),
+            Err(e) => return Err(CertifyError::Internal(e.into())),
+        }
+        Ok(Value::Object(m).to_string())
     }
 
     /// The verification, when it exists and belongs to `app` (another app's id is reported as not existing).

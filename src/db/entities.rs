@@ -50,6 +50,8 @@ pub mod verification {
         pub updated_at: i64,
         pub expires_at: i64,
         pub decided_at: Option<i64>,
+        pub decision: Option<String>,
+        pub face_image_key: Option<String>,
     }
 
     impl std::fmt::Debug for Model {
@@ -80,6 +82,60 @@ pub mod certify_token {
         pub created_at: i64,
         pub expires_at: i64,
         pub used_at: Option<i64>,
+        pub session_hash: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod identity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub cert_no: String,
+        pub cert_name: String,
+        pub photo_key: String,
+        pub embedding: String,
+        pub embedding_model: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    impl std::fmt::Debug for Model {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("identity").finish_non_exhaustive()
+        }
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod attempt {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "attempts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub challenge_id: String,
+        pub certify_id: String,
+        pub attempt: i32,
+        pub challenge: String,
+        pub issued_at: i64,
+        pub submitted_at: Option<i64>,
+        pub outcome: Option<String>,
+        pub fail_reason: Option<String>,
+        pub checks: Option<String>,
+        pub decision_ms: Option<i32>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

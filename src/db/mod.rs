@@ -1,6 +1,8 @@
 //! The database: connection, migrations, and queries that return domain types.
 pub mod apps;
+pub mod attempts;
 mod entities;
+pub mod identities;
 pub mod verifications;
 
 use migration::{Migrator, MigratorTrait};

@@ -25,6 +25,11 @@ pub struct Verification {
     pub material_info: String,
     pub created_at: i64,
     pub expires_at: i64,
+    pub decided_at: Option<i64>,
+    /// The decision's checks and scores (JSON), once decided by the hosted flow.
+    pub decision: Option<String>,
+    /// The object-store key of the kept face image (only when the merchant asked to keep it).
+    pub face_image_key: Option<String>,
 }
 
 fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
@@ -45,6 +50,9 @@ fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
         material_info: m.material_info,
         created_at: m.created_at,
         expires_at: m.expires_at,
+        decided_at: m.decided_at,
+        decision: m.decision,
+        face_image_key: m.face_image_key,
     })
 }
 
@@ -91,6 +99,8 @@ pub async fn insert(
         updated_at: Set(new.now),
         expires_at: Set(new.expires_at),
         decided_at: Set(None),
+        decision: Set(None),
+        face_image_key: Set(None),
     };
     match verification::Entity::insert(model)
         .exec_without_returning(db)
@@ -170,6 +180,7 @@ pub async fn open_page(
         created_at: Set(now),
         expires_at: Set(token_expires_at),
         used_at: Set(None),
+        session_hash: Set(None),
     })
     .exec_without_returning(&txn)
     .await?;
@@ -183,6 +194,118 @@ pub struct CertifyToken {
     pub certify_id: String,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// Hash of the browser session the token was bound to on first use.
+    pub session_hash: Option<String>,
+}
+
+/// The person a verification is about, read only when a decision needs it.
+#[derive(Clone)]
+pub struct Subject {
+    pub cert_type: String,
+    pub cert_no: String,
+    pub cert_name: String,
+    pub contrast_picture_key: Option<String>,
+}
+
+pub async fn find_subject(
+    db: &DatabaseConnection,
+    certify_id: &str,
+) -> Result<Option<Subject>, DbErr> {
+    Ok(verification::Entity::find_by_id(certify_id.to_string())
+        .one(db)
+        .await?
+        .map(|m| Subject {
+            cert_type: m.cert_type,
+            cert_no: m.cert_no,
+            cert_name: m.cert_name,
+            contrast_picture_key: m.contrast_picture_key,
+        }))
+}
+
+/// Binds an unused token to a browser session. Returns false when the token was already bound (first use won).
+pub async fn bind_token_session(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    session_hash: &str,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let r = certify_token::Entity::update_many()
+        .col_expr(
+            certify_token::Column::SessionHash,
+            Expr::value(session_hash),
+        )
+        .col_expr(certify_token::Column::UsedAt, Expr::value(now))
+        .filter(certify_token::Column::TokenHash.eq(token_hash))
+        .filter(certify_token::Column::SessionHash.is_null())
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
+
+/// What a final decision writes onto its verification.
+pub struct Verdict<'a> {
+    pub certify_id: &'a str,
+    pub passed: bool,
+    pub fail_reason: Option<&'a str>,
+    pub decision_json: &'a str,
+    pub identity_info: &'a str,
+    pub material_info: &'a str,
+    pub face_image_key: Option<&'a str>,
+}
+
+/// Records an attempt's outcome and, when final, the verification's verdict, in one transaction. Returns false
+/// (and changes nothing) when the attempt was already submitted or the verification is no longer in progress.
+pub async fn record_attempt(
+    db: &DatabaseConnection,
+    attempt: super::attempts::AttemptOutcome<'_>,
+    verdict: Option<Verdict<'_>>,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    if !super::attempts::record_outcome(&txn, &attempt, now).await? {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    if let Some(v) = verdict {
+        let to = if v.passed {
+            State::Passed
+        } else {
+            State::Failed
+        };
+        let r = verification::Entity::update_many()
+            .col_expr(verification::Column::State, Expr::value(to.as_str()))
+            .col_expr(verification::Column::Passed, Expr::value(v.passed))
+            .col_expr(
+                verification::Column::FailReason,
+                Expr::value(v.fail_reason.map(str::to_string)),
+            )
+            .col_expr(verification::Column::Decision, Expr::value(v.decision_json))
+            .col_expr(
+                verification::Column::IdentityInfo,
+                Expr::value(v.identity_info),
+            )
+            .col_expr(
+                verification::Column::MaterialInfo,
+                Expr::value(v.material_info),
+            )
+            .col_expr(
+                verification::Column::FaceImageKey,
+                Expr::value(v.face_image_key.map(str::to_string)),
+            )
+            .col_expr(verification::Column::DecidedAt, Expr::value(now))
+            .col_expr(verification::Column::UpdatedAt, Expr::value(now))
+            .filter(verification::Column::CertifyId.eq(v.certify_id))
+            .filter(verification::Column::State.eq(State::InProgress.as_str()))
+            .filter(verification::Column::ExpiresAt.gt(now))
+            .exec(&txn)
+            .await?;
+        if r.rows_affected != 1 {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+    }
+    txn.commit().await?;
+    Ok(true)
 }
 
 pub async fn find_token(
@@ -196,5 +319,6 @@ pub async fn find_token(
             certify_id: m.certify_id,
             expires_at: m.expires_at,
             used_at: m.used_at,
+            session_hash: m.session_hash,
         }))
 }

@@ -71,6 +71,10 @@ pub fn single_face(
 pub trait FaceEngine: Send + Sync {
     /// Every face in the image, largest first.
     fn analyze(&self, img: &RgbImage) -> Result<Vec<Face>, RuntimeError>;
+    /// Names the recogniser, so stored embeddings of another recogniser are not compared with this one's.
+    fn recogniser_id(&self) -> String {
+        "unnamed".to_string()
+    }
 }
 
 /// Engine settings. Detector: every real face scored ≥ 0.82 in the measurements, wrong boxes appeared at 0.57–0.61.
@@ -322,6 +326,16 @@ pub fn five_points(mesh: &[[f32; 3]]) -> [Point; 5] {
 }
 
 impl FaceEngine for OnnxEngine {
+    fn recogniser_id(&self) -> String {
+        match &self.settings.recogniser_override {
+            Some((path, _)) => format!(
+                "operator:{}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("model")
+            ),
+            None => "mobileface".to_string(),
+        }
+    }
+
     fn analyze(&self, img: &RgbImage) -> Result<Vec<Face>, RuntimeError> {
         let mut faces = Vec::new();
         for det in self.detect(img)? {

@@ -1,0 +1,742 @@
+//! The hosted flow behind the page: the certify token bound to one browser session, challenges, attempts and the
+//! decision written with the verdict in one transaction.
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use super::challenge::{Challenge, Timing};
+use super::decision::{self, AuthorityAnswer, DecisionInput, DecisionSettings, FailReason};
+use super::service::{token_hash, Clock};
+use super::state::State;
+use crate::authority::{Authority, AuthorityError, Lookup, ReferenceFace};
+use crate::db::{attempts, verifications};
+use crate::face::engine::FaceEngine;
+use crate::face::image::DecodeLimits;
+use crate::face::liveness::{Action, Observation};
+use crate::storage::ObjectStore;
+
+/// Settings of the hosted flow.
+#[derive(Debug, Clone)]
+pub struct HostedSettings {
+    pub max_attempts: u32,
+    pub timing: Timing,
+    pub decision: DecisionSettings,
+    /// Test-only: every challenge asks exactly these actions.
+    pub fixed_challenge: Option<Vec<Action>>,
+    pub retention_days: u32,
+    /// Most frames one attempt may upload.
+    pub max_frames: usize,
+    /// Largest JPEG of one frame, in bytes.
+    pub max_frame_bytes: usize,
+    /// Seconds an attempt may be submitted after its capture time has run out.
+    pub submit_grace_secs: i64,
+}
+
+impl Default for HostedSettings {
+    fn default() -> Self {
+        HostedSettings {
+            max_attempts: 3,
+            timing: Timing {
+                baseline_ms: 1500,
+                action_ms: 2500,
+                fps: 8,
+            },
+            decision: DecisionSettings {
+                liveness: Default::default(),
+                match_threshold: crate::face::compare::TargetFar::E3.score_threshold(),
+                score: crate::face::compare::score,
+                min_iod_px: 28.0,
+                colour_check: true,
+            },
+            fixed_challenge: None,
+            retention_days: 30,
+            max_frames: 200,
+            max_frame_bytes: 256 * 1024,
+            submit_grace_secs: 120,
+        }
+    }
+}
+
+impl HostedSettings {
+    /// The settings a config asks for; invalid values are named.
+    pub fn from_config(c: &crate::config::Config) -> anyhow::Result<HostedSettings> {
+        let d = &c.decision;
+        let far = crate::face::compare::TargetFar::parse(&d.match_far).ok_or_else(|| {
+            anyhow::anyhow!(
+                "decision.match_far must be 1e-2, 1e-3 or 1e-4, not {:?}",
+                d.match_far
+            )
+        })?;
+        if !(1..=5).contains(&d.max_attempts) {
+            anyhow::bail!(
+                "decision.max_attempts must be 1 to 5, not {}",
+                d.max_attempts
+            );
+        }
+        if !(4..=30).contains(&d.fps) || d.action_ms < 1000 || d.baseline_ms < 1000 {
+            anyhow::bail!("decision: fps must be 4–30 and baseline_ms/action_ms at least 1000");
+        }
+        let fixed_challenge = match &c.testing.fixed_challenge {
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|n| {
+                        super::challenge::action_from_str(n).ok_or_else(|| {
+                            anyhow::anyhow!("testing.fixed_challenge: unknown action {n:?}")
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        let mut s = HostedSettings {
+            max_attempts: d.max_attempts,
+            timing: Timing {
+                baseline_ms: d.baseline_ms,
+                action_ms: d.action_ms,
+                fps: d.fps,
+            },
+            fixed_challenge,
+            retention_days: d.retention_days,
+            ..HostedSettings::default()
+        };
+        s.decision.match_threshold = far.score_threshold();
+        s.decision.min_iod_px = d.min_iod_px;
+        s.decision.colour_check = !c.testing.skip_colour_check;
+        Ok(s)
+    }
+}
+
+/// Why a hosted-flow request cannot be served; each with a stable code, an HTTP status and words for people.
+#[derive(Debug, thiserror::Error)]
+pub enum HostedError {
+    #[error("the link is not valid")]
+    TokenInvalid,
+    #[error("the link has expired")]
+    TokenExpired,
+    #[error("the link was already opened on another device or browser")]
+    TokenUsed,
+    #[error("no session for this link")]
+    SessionMissing,
+    #[error("the verification has expired")]
+    VerificationExpired,
+    #[error("the verification is already decided")]
+    AlreadyDecided,
+    #[error("no attempts left")]
+    AttemptsExhausted,
+    #[error("unknown or finished challenge")]
+    ChallengeInvalid,
+    #[error("the challenge has expired")]
+    ChallengeExpired,
+    #[error("{0}")]
+    BadFrames(String),
+    #[error("the identity authority is unavailable")]
+    AuthorityUnavailable(#[source] AuthorityError),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for HostedError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        HostedError::Internal(e.into())
+    }
+}
+
+impl HostedError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            HostedError::TokenInvalid => "TOKEN_INVALID",
+            HostedError::TokenExpired => "TOKEN_EXPIRED",
+            HostedError::TokenUsed => "TOKEN_USED",
+            HostedError::SessionMissing => "SESSION_MISSING",
+            HostedError::VerificationExpired => "VERIFICATION_EXPIRED",
+            HostedError::AlreadyDecided => "ALREADY_DECIDED",
+            HostedError::AttemptsExhausted => "ATTEMPTS_EXHAUSTED",
+            HostedError::ChallengeInvalid => "CHALLENGE_INVALID",
+            HostedError::ChallengeExpired => "CHALLENGE_EXPIRED",
+            HostedError::BadFrames(_) => "INVALID_FRAMES",
+            HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) => "SYSTEM_ERROR",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            HostedError::TokenInvalid => 404,
+            HostedError::TokenExpired | HostedError::VerificationExpired => 410,
+            HostedError::TokenUsed | HostedError::SessionMissing => 403,
+            HostedError::AlreadyDecided
+            | HostedError::AttemptsExhausted
+            | HostedError::ChallengeInvalid
+            | HostedError::ChallengeExpired => 409,
+            HostedError::BadFrames(_) => 400,
+            HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) => 503,
+        }
+    }
+
+    /// (title, Chinese message, English message) for the person on the page.
+    pub fn messages(&self) -> (&'static str, &'static str) {
+        match self {
+            HostedError::TokenInvalid => (
+                "链接无效，请回到商户应用重新发起认证。",
+                "This link is not valid. Please start again from the merchant's app.",
+            ),
+            HostedError::TokenExpired => (
+                "链接已过期，请回到商户应用重新发起认证。",
+                "This link has expired. Please start again from the merchant's app.",
+            ),
+            HostedError::TokenUsed => (
+                "该链接已被使用，请回到商户应用重新发起认证。",
+                "This link was already used. Please start again from the merchant's app.",
+            ),
+            HostedError::SessionMissing => (
+                "会话已失效，请回到商户应用重新发起认证。",
+                "Your session has ended. Please start again from the merchant's app.",
+            ),
+            HostedError::VerificationExpired => (
+                "本次认证已超时，请回到商户应用重新发起。",
+                "This verification has timed out. Please start again from the merchant's app.",
+            ),
+            HostedError::AlreadyDecided => {
+                ("本次认证已完成。", "This verification is already complete.")
+            }
+            HostedError::AttemptsExhausted => ("尝试次数已用完。", "No attempts are left."),
+            HostedError::ChallengeInvalid | HostedError::ChallengeExpired => (
+                "本轮检测已失效，请重新开始。",
+                "This round has expired. Please start it again.",
+            ),
+            HostedError::BadFrames(_) => (
+                "上传的画面无法识别，请重试。",
+                "The captured pictures could not be read. Please try again.",
+            ),
+            HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) => (
+                "服务暂时不可用，请稍后重试。",
+                "The service is temporarily unavailable. Please try again shortly.",
+            ),
+        }
+    }
+}
+
+/// What the page shows about a verification.
+#[derive(Debug, Clone)]
+pub struct PageView {
+    pub certify_id: String,
+    pub app_id: String,
+    /// The merchant's return URL with `certify_id` appended.
+    pub return_url: String,
+    pub reserve: bool,
+    pub state: State,
+    pub fail_reason: Option<String>,
+    pub attempts_used: u32,
+    pub max_attempts: u32,
+    pub retention_days: u32,
+}
+
+/// The result of opening the page.
+pub struct Opened {
+    pub view: PageView,
+    /// A new session secret to set as a cookie, when this request bound the token.
+    pub new_session: Option<String>,
+}
+
+/// One uploaded frame.
+pub struct FrameIn {
+    pub t_ms: u32,
+    pub jpeg: Vec<u8>,
+}
+
+/// The verdict of one attempt as the page learns it.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub certify_id: String,
+    /// `passed`, `retry` or `failed`.
+    pub outcome: &'static str,
+    pub fail_reason: Option<FailReason>,
+    pub attempts_left: u32,
+    /// Set when the verification is decided.
+    pub return_url: Option<String>,
+    pub decision_ms: u32,
+}
+
+/// Appends `certify_id` to a return URL (before any fragment); nothing else is added.
+pub fn return_url_with_id(url: &str, certify_id: &str) -> String {
+    let (base, frag) = match url.find('#') {
+        Some(i) => (&url[..i], &url[i..]),
+        None => (url, ""),
+    };
+    let sep = if base.contains('?') {
+        if base.ends_with('?') || base.ends_with('&') {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
+    format!("{base}{sep}certify_id={certify_id}{frag}")
+}
+
+fn new_secret(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+#[derive(Clone)]
+pub struct HostedService {
+    db: DatabaseConnection,
+    store: ObjectStore,
+    engine: Arc<dyn FaceEngine>,
+    authority: Arc<dyn Authority>,
+    settings: HostedSettings,
+    clock: Arc<dyn Clock>,
+}
+
+impl HostedService {
+    pub fn new(
+        db: DatabaseConnection,
+        store: ObjectStore,
+        engine: Arc<dyn FaceEngine>,
+        authority: Arc<dyn Authority>,
+        settings: HostedSettings,
+        clock: Arc<dyn Clock>,
+    ) -> HostedService {
+        HostedService {
+            db,
+            store,
+            engine,
+            authority,
+            settings,
+            clock,
+        }
+    }
+
+    pub fn settings(&self) -> &HostedSettings {
+        &self.settings
+    }
+
+    async fn view(&self, v: &verifications::Verification) -> Result<PageView, HostedError> {
+        Ok(PageView {
+            certify_id: v.certify_id.clone(),
+            app_id: v.app_id.clone(),
+            return_url: return_url_with_id(&v.return_url, &v.certify_id),
+            reserve: v.reserve == super::request::ReserveStrategy::Reserve,
+            state: v.state.at(self.clock.now(), v.expires_at),
+            fail_reason: v.fail_reason.clone(),
+            attempts_used: attempts::count(&self.db, &v.certify_id).await?,
+            max_attempts: self.settings.max_attempts,
+            retention_days: self.settings.retention_days,
+        })
+    }
+
+    /// Opens the page of a token. The first open binds the token to a new browser session (returned, to be set
+    /// as a cookie); later opens need that session. A decided verification is shown to its own session even after
+    /// the token's expiry.
+    pub async fn open(&self, token: &str, session: Option<&str>) -> Result<Opened, HostedError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(HostedError::TokenInvalid);
+        }
+        let hash = token_hash(token);
+        let t = verifications::find_token(&self.db, &hash)
+            .await?
+            .ok_or(HostedError::TokenInvalid)?;
+        let v = verifications::find(&self.db, &t.certify_id)
+            .await?
+            .ok_or(HostedError::TokenInvalid)?;
+        let now = self.clock.now();
+        let own = matches!((&t.session_hash, session), (Some(h), Some(s)) if *h == token_hash(s));
+        if own {
+            if !v.state.is_final() && now >= t.expires_at {
+                return Err(HostedError::TokenExpired);
+            }
+            return Ok(Opened {
+                view: self.view(&v).await?,
+                new_session: None,
+            });
+        }
+        if t.session_hash.is_some() || t.used_at.is_some() {
+            return Err(HostedError::TokenUsed);
+        }
+        if now >= t.expires_at {
+            return Err(HostedError::TokenExpired);
+        }
+        match v.state.at(now, v.expires_at) {
+            State::Expired => return Err(HostedError::VerificationExpired),
+            State::Passed | State::Failed => return Err(HostedError::AlreadyDecided),
+            State::Initialized | State::InProgress => {}
+        }
+        let secret = new_secret(32);
+        if !verifications::bind_token_session(&self.db, &hash, &token_hash(&secret), now).await? {
+            return Err(HostedError::TokenUsed);
+        }
+        Ok(Opened {
+            view: self.view(&v).await?,
+            new_session: Some(secret),
+        })
+    }
+
+    /// The verification of a token used by its own session, still open for attempts.
+    async fn in_progress(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> Result<verifications::Verification, HostedError> {
+        let session = session.ok_or(HostedError::SessionMissing)?;
+        let t = verifications::find_token(&self.db, &token_hash(token))
+            .await?
+            .ok_or(HostedError::TokenInvalid)?;
+        if t.session_hash.as_deref() != Some(token_hash(session).as_str()) {
+            return Err(HostedError::SessionMissing);
+        }
+        let v = verifications::find(&self.db, &t.certify_id)
+            .await?
+            .ok_or(HostedError::TokenInvalid)?;
+        let now = self.clock.now();
+        match v.state.at(now, v.expires_at) {
+            State::Expired => Err(HostedError::VerificationExpired),
+            State::Passed | State::Failed => Err(HostedError::AlreadyDecided),
+            State::Initialized | State::InProgress if now >= t.expires_at => {
+                Err(HostedError::TokenExpired)
+            }
+            State::Initialized | State::InProgress => Ok(v),
+        }
+    }
+
+    /// Issues the next challenge. Every issued challenge uses up an attempt, so that asking again and again for a
+    /// challenge that suits a recorded video does not work.
+    pub async fn challenge(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> Result<(String, u32, Challenge), HostedError> {
+        let v = self.in_progress(token, session).await?;
+        for _ in 0..3 {
+            let used = attempts::count(&self.db, &v.certify_id).await?;
+            if used >= self.settings.max_attempts {
+                return Err(HostedError::AttemptsExhausted);
+            }
+            let challenge = {
+                let mut rng = rand::thread_rng();
+                match &self.settings.fixed_challenge {
+                    Some(actions) => {
+                        Challenge::with_actions(&mut rng, actions, self.settings.timing)
+                    }
+                    None => Challenge::random(&mut rng, self.settings.timing),
+                }
+            };
+            if self.settings.fixed_challenge.is_some() {
+                tracing::warn!("TEST-ONLY SETTING IN USE: the challenge is fixed, not random");
+            }
+            let id = hex::encode(&URL_SAFE_NO_PAD.decode(new_secret(16)).unwrap_or_default());
+            let json =
+                serde_json::to_string(&challenge).map_err(|e| HostedError::Internal(e.into()))?;
+            if attempts::insert(
+                &self.db,
+                &id,
+                &v.certify_id,
+                used + 1,
+                &json,
+                self.clock.now(),
+            )
+            .await?
+            {
+                return Ok((id, used + 1, challenge));
+            }
+        }
+        Err(HostedError::Internal(anyhow::anyhow!(
+            "attempt numbers kept colliding"
+        )))
+    }
+
+    /// The person gives up: nothing is decided; the page goes back to the merchant.
+    pub async fn cancel(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> Result<PageView, HostedError> {
+        let v = self.in_progress(token, session).await?;
+        tracing::info!(certify_id = %v.certify_id, "the person cancelled on the hosted page");
+        self.view(&v).await
+    }
+
+    /// The reference face's embedding: the merchant's picture when given, else the authority's.
+    async fn reference(
+        &self,
+        merchant_picture: Option<Vec<u8>>,
+        lookup: &Lookup,
+    ) -> Result<Option<Vec<f32>>, HostedError> {
+        let photo = match (merchant_picture, lookup) {
+            (Some(p), _) => p,
+            (None, Lookup::Match(ReferenceFace::Embedding { model, vector }))
+                if *model == self.engine.recogniser_id() =>
+            {
+                return Ok(Some(vector.clone()));
+            }
+            (None, Lookup::Match(ReferenceFace::Photo(p))) => p.expose().clone(),
+            (None, Lookup::Match(ReferenceFace::Embedding { .. })) => {
+                return Err(HostedError::Internal(anyhow::anyhow!(
+                    "the registry's embedding is from another recogniser; re-import the identity"
+                )))
+            }
+            (None, _) => return Ok(None),
+        };
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::face::engine::single_face(engine.as_ref(), &photo, DecodeLimits::default())
+                .ok()
+                .map(|(_, f)| f.embedding)
+        })
+        .await
+        .map_err(|e| HostedError::Internal(e.into()))
+    }
+
+    /// Decides one attempt from its frames.
+    pub async fn submit(
+        &self,
+        token: &str,
+        session: Option<&str>,
+        challenge_id: &str,
+        frames: Vec<FrameIn>,
+    ) -> Result<AttemptResult, HostedError> {
+        let started = Instant::now();
+        let v = self.in_progress(token, session).await?;
+        let attempt = attempts::find(&self.db, challenge_id)
+            .await?
+            .filter(|a| a.certify_id == v.certify_id && a.submitted_at.is_none())
+            .ok_or(HostedError::ChallengeInvalid)?;
+        let challenge: Challenge = serde_json::from_str(&attempt.challenge)
+            .map_err(|e| HostedError::Internal(e.into()))?;
+        let now = self.clock.now();
+        if now
+            > attempt.issued_at
+                + i64::from(challenge.duration_ms() / 1000)
+                + self.settings.submit_grace_secs
+        {
+            return Err(HostedError::ChallengeExpired);
+        }
+        self.check_frames(&frames, &challenge)?;
+
+        let subject = verifications::find_subject(&self.db, &v.certify_id)
+            .await?
+            .ok_or(HostedError::TokenInvalid)?;
+        let lookup = self
+            .authority
+            .lookup(&subject.cert_no, &subject.cert_name)
+            .await
+            .map_err(HostedError::AuthorityUnavailable)?;
+        let merchant_picture = match &subject.contrast_picture_key {
+            Some(k) => Some(
+                self.store
+                    .get(k)
+                    .await
+                    .map_err(|e| HostedError::Internal(e.into()))?
+                    .ok_or_else(|| {
+                        HostedError::Internal(anyhow::anyhow!("contrast picture missing"))
+                    })?,
+            ),
+            None => None,
+        };
+        let has_merchant_picture = merchant_picture.is_some();
+        let reference = self.reference(merchant_picture, &lookup).await?;
+        let answer = match lookup {
+            Lookup::Match(_) => AuthorityAnswer::Match,
+            Lookup::NameMismatch => AuthorityAnswer::NameMismatch,
+            Lookup::NotFound => AuthorityAnswer::NotFound,
+        };
+
+        let engine = self.engine.clone();
+        let (observations, frames) =
+            tokio::task::spawn_blocking(move || observe_all(engine.as_ref(), frames))
+                .await
+                .map_err(|e| HostedError::Internal(e.into()))??;
+        let d = decision::decide(
+            &DecisionInput {
+                authority: answer,
+                merchant_picture: has_merchant_picture,
+                reference: reference.as_deref(),
+                observations: &observations,
+                challenge: &challenge,
+            },
+            &self.settings.decision,
+        );
+
+        let attempts_left = self.settings.max_attempts.saturating_sub(attempt.attempt);
+        let outcome = match d.fail_reason {
+            None => "passed",
+            Some(r) if r.retryable() && attempts_left > 0 => "retry",
+            Some(_) => "failed",
+        };
+        let is_final = outcome != "retry";
+        let decision_ms = started.elapsed().as_millis().min(i32::MAX as u128) as u32;
+        let checks_json = json!({
+            "attempt": attempt.attempt,
+            "challenge": challenge.actions,
+            "frames": observations.len(),
+            "fail_reason": d.fail_reason.map(FailReason::code),
+            "decision": &d,
+        })
+        .to_string();
+
+        // The face image, kept only when the merchant asked for it.
+        let face_key = match (is_final, v.reserve, d.best_frame) {
+            (true, super::request::ReserveStrategy::Reserve, Some(i)) => {
+                let key = format!("faces/{}", v.certify_id);
+                self.store
+                    .put(&key, &frames[i])
+                    .await
+                    .map_err(|e| HostedError::Internal(e.into()))?;
+                Some(key)
+            }
+            _ => None,
+        };
+        let identity_info = json!({
+            "identity_check": d.identity_check,
+            "authority": self.authority.kind(),
+            "reference": if has_merchant_picture { "merchant_picture" } else { "authority_photo" },
+        })
+        .to_string();
+        let material_info = json!({
+            "match_score": d.match_score,
+            "attempts": attempt.attempt,
+        })
+        .to_string();
+        let reason_code = d.fail_reason.map(FailReason::code);
+        let recorded = verifications::record_attempt(
+            &self.db,
+            attempts::AttemptOutcome {
+                challenge_id,
+                outcome,
+                fail_reason: reason_code,
+                checks_json: &checks_json,
+                decision_ms: decision_ms as i32,
+            },
+            is_final.then_some(verifications::Verdict {
+                certify_id: &v.certify_id,
+                passed: d.passed,
+                fail_reason: reason_code,
+                decision_json: &checks_json,
+                identity_info: &identity_info,
+                material_info: &material_info,
+                face_image_key: face_key.as_deref(),
+            }),
+            self.clock.now(),
+        )
+        .await;
+        let recorded = match recorded {
+            Ok(r) => r,
+            Err(e) => {
+                self.forget(face_key.as_deref()).await;
+                return Err(e.into());
+            }
+        };
+        if !recorded {
+            self.forget(face_key.as_deref()).await;
+            return Err(HostedError::ChallengeInvalid);
+        }
+        tracing::info!(
+            certify_id = %v.certify_id,
+            attempt = attempt.attempt,
+            outcome,
+            reason = reason_code.unwrap_or("-"),
+            frames = observations.len(),
+            decision_ms,
+            "attempt decided"
+        );
+        Ok(AttemptResult {
+            certify_id: v.certify_id.clone(),
+            outcome,
+            fail_reason: d.fail_reason,
+            attempts_left: if is_final { 0 } else { attempts_left },
+            return_url: is_final.then(|| return_url_with_id(&v.return_url, &v.certify_id)),
+            decision_ms,
+        })
+    }
+
+    async fn forget(&self, key: Option<&str>) {
+        if let Some(k) = key {
+            if let Err(e) = self.store.delete(k).await {
+                tracing::warn!(error = %e, "could not remove an unrecorded face image");
+            }
+        }
+    }
+
+    fn check_frames(&self, frames: &[FrameIn], challenge: &Challenge) -> Result<(), HostedError> {
+        if frames.is_empty() {
+            return Err(HostedError::BadFrames("no frames were uploaded".into()));
+        }
+        if frames.len() > self.settings.max_frames {
+            return Err(HostedError::BadFrames(format!(
+                "at most {} frames may be uploaded",
+                self.settings.max_frames
+            )));
+        }
+        let limit = challenge.duration_ms() + 5000;
+        let mut last = 0;
+        for (i, f) in frames.iter().enumerate() {
+            if f.jpeg.len() > self.settings.max_frame_bytes {
+                return Err(HostedError::BadFrames(format!("frame {i} is too large")));
+            }
+            if f.t_ms < last || f.t_ms > limit {
+                return Err(HostedError::BadFrames(format!(
+                    "frame {i} has an invalid time"
+                )));
+            }
+            last = f.t_ms;
+        }
+        Ok(())
+    }
+}
+
+/// Decodes and observes the frames in order (each frame's surroundings are compared with the previous frame's).
+/// Returns the observations and the frames' bytes.
+fn observe_all(
+    engine: &dyn FaceEngine,
+    frames: Vec<FrameIn>,
+) -> Result<(Vec<Observation>, Vec<Vec<u8>>), HostedError> {
+    let limits = DecodeLimits {
+        max_pixels: 1280 * 1280,
+        ..DecodeLimits::default()
+    };
+    let mut prev = None;
+    let mut out = Vec::with_capacity(frames.len());
+    let mut bytes = Vec::with_capacity(frames.len());
+    for (i, f) in frames.into_iter().enumerate() {
+        let img = crate::face::image::decode(&f.jpeg, limits)
+            .map_err(|e| HostedError::BadFrames(format!("frame {i}: {e}")))?;
+        let (o, thumb) = crate::face::observe::observe(engine, &img, f.t_ms, prev.as_ref())
+            .map_err(|e| HostedError::Internal(e.into()))?;
+        prev = Some(thumb);
+        out.push(o);
+        bytes.push(f.jpeg);
+    }
+    Ok((out, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::return_url_with_id;
+
+    #[test]
+    fn return_url_gets_only_the_certify_id() {
+        assert_eq!(
+            return_url_with_id("https://m.example/done", "abc"),
+            "https://m.example/done?certify_id=abc"
+        );
+        assert_eq!(
+            return_url_with_id("https://m.example/done?x=1", "abc"),
+            "https://m.example/done?x=1&certify_id=abc"
+        );
+        assert_eq!(
+            return_url_with_id("https://m.example/done?", "abc"),
+            "https://m.example/done?certify_id=abc"
+        );
+        assert_eq!(
+            return_url_with_id("https://m.example/#/r?a=1", "abc"),
+            "https://m.example/?certify_id=abc#/r?a=1"
+        );
+    }
+}

@@ -220,7 +220,16 @@ fn page_context(
         (_, Some(r)) => r.messages(),
         _ => ("", ""),
     };
-    c.insert("result_code", v.fail_reason.as_deref().unwrap_or(""));
+    c.insert(
+        "result_code",
+        reason.map(|r| r.public_code()).unwrap_or_else(|| {
+            if v.fail_reason.is_some() {
+                "FAILED"
+            } else {
+                ""
+            }
+        }),
+    );
     c.insert("result_message_zh", zh);
     c.insert("result_message_en", en);
     c
@@ -319,7 +328,7 @@ pub async fn attempt(
                 None => ("认证通过", "Verification passed"),
                 Some(f) => f.messages(),
             };
-            let code = r.fail_reason.map(|f| f.code()).unwrap_or("PASSED");
+            let code = r.fail_reason.map(|f| f.public_code()).unwrap_or("PASSED");
             let mut v = json!({
                 "outcome": r.outcome,
                 "code": code,

@@ -29,6 +29,8 @@ pub struct DecisionSettings {
     pub min_iod_px: f32,
     /// Whether the colour-flash check runs (off only through a test-only setting).
     pub colour_check: bool,
+    /// Lowest match score (0–100) of any near-frontal frame against the matched face (60 ≈ FAR 1e-2 per frame).
+    pub same_identity_score: f32,
 }
 
 /// Everything one decision looks at.
@@ -98,6 +100,17 @@ impl FailReason {
 
     pub fn from_code(code: &str) -> Option<FailReason> {
         FailReason::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The code the page and the mini-program host see: identity and match failures share one, so that the page
+    /// does not tell whether an ID number is registered (the merchant's `query` gets the precise code).
+    pub fn public_code(self) -> &'static str {
+        match self {
+            FailReason::IdentityNotFound
+            | FailReason::IdentityNameMismatch
+            | FailReason::FaceMismatch => "IDENTITY_UNCONFIRMED",
+            other => other.code(),
+        }
     }
 
     /// Whether another attempt may help: liveness and quality failures can be retried; a live face that does not
@@ -215,34 +228,59 @@ pub struct Decision {
     #[serde(skip)]
     pub fail_reason: Option<FailReason>,
     pub checks: Vec<Check>,
-    /// The frame the match used (the most frontal, largest face).
+    /// The most frontal frame at rest (kept as the face image; the match uses it and the next most frontal ones).
     pub best_frame: Option<usize>,
     pub match_score: Option<f32>,
     pub identity_check: IdentityCheck,
 }
 
-/// The frame to compare: among frames with a face at rest (mouth closed, head near its own frontal pose), the one
-/// with the largest face; any frame with a face when none is at rest.
-pub fn best_frame(obs: &[Observation]) -> Option<usize> {
-    let base = liveness::yaw_baseline(obs);
-    let usable = |o: &Observation| o.faces == 1 && o.embedding.is_some() && o.measures.is_some();
-    let at_rest = |o: &Observation| {
-        o.measures
-            .is_some_and(|m| m.mar < 0.15 && (m.yaw - base).abs() < 0.06)
-    };
-    let pick = |rest: bool| {
-        obs.iter()
-            .enumerate()
-            .filter(|(_, o)| usable(o) && (!rest || at_rest(o)))
-            .max_by(|a, b| {
-                let ia = a.1.measures.map(|m| m.iod).unwrap_or(0.0);
-                let ib = b.1.measures.map(|m| m.iod).unwrap_or(0.0);
-                ia.total_cmp(&ib)
-            })
-            .map(|(i, _)| i)
-    };
-    pick(true).or_else(|| pick(false))
+/// Frames with one face, an embedding and measures.
+fn usable(o: &Observation) -> bool {
+    o.faces == 1 && o.embedding.is_some() && o.measures.is_some()
 }
+
+/// Up to `n` frames to compare, most frontal first: among frames at rest (mouth closed), those whose head is
+/// nearest its frontal pose; any usable frame when none is at rest.
+pub fn frontal_frames(obs: &[Observation], n: usize) -> Vec<usize> {
+    let base = liveness::yaw_baseline(obs);
+    let off = |i: usize| obs[i].measures.map_or(f32::MAX, |m| (m.yaw - base).abs());
+    let pick = |rest: bool| {
+        let mut v: Vec<usize> = (0..obs.len())
+            .filter(|&i| usable(&obs[i]))
+            .filter(|&i| !rest || obs[i].measures.is_some_and(|m| m.mar < 0.15))
+            .collect();
+        v.sort_by(|&a, &b| off(a).total_cmp(&off(b)));
+        v.truncate(n);
+        v
+    };
+    let v = pick(true);
+    if v.is_empty() {
+        pick(false)
+    } else {
+        v
+    }
+}
+
+/// The frame kept as the face image and judged for quality: the most frontal at rest.
+pub fn best_frame(obs: &[Observation]) -> Option<usize> {
+    frontal_frames(obs, 1).first().copied()
+}
+
+/// The L2-normalised mean embedding of some frames (averaging a few frontal frames steadies the match).
+fn mean_embedding(obs: &[Observation], frames: &[usize]) -> Option<Vec<f32>> {
+    let first = obs.get(*frames.first()?)?.embedding.as_ref()?;
+    let mut m = vec![0.0f32; first.len()];
+    for &i in frames {
+        if let Some(e) = obs[i].embedding.as_ref().filter(|e| e.len() == m.len()) {
+            m.iter_mut().zip(e).for_each(|(a, b)| *a += b);
+        }
+    }
+    let n = m.iter().map(|x| x * x).sum::<f32>().sqrt();
+    (n > 0.0).then(|| m.iter().map(|x| x / n).collect())
+}
+
+/// Frames compared by the match.
+pub const MATCH_FRAMES: usize = 5;
 
 /// Decides one attempt.
 pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
@@ -388,21 +426,39 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
     }
     record(c, FailReason::Surroundings, &mut checks);
 
-    // The same person throughout: every frame's face against the face used for the match (a mean over all frames
-    // would hide a swap half-way through).
-    let anchor = best.and_then(|i| obs[i].embedding.as_ref());
-    let worst = anchor.and_then(|a| {
-        obs.iter()
+    // The same person throughout: every near-frontal frame's face against the faces used for the match (a mean
+    // over all frames would hide a swap half-way through; strongly turned or open-mouthed faces are left out, as
+    // recognisers are unreliable on them). Judged on the match score scale, so the threshold keeps its meaning
+    // whatever the recogniser.
+    let frontal = frontal_frames(obs, MATCH_FRAMES);
+    let live = mean_embedding(obs, &frontal);
+    let base = liveness::yaw_baseline(obs);
+    let near: Vec<&Observation> = obs
+        .iter()
+        .filter(|o| usable(o))
+        .filter(|o| {
+            o.measures
+                .is_some_and(|m| (m.yaw - base).abs() <= 0.10 && m.mar < 0.30)
+        })
+        .collect();
+    let compared: Vec<&Observation> = if near.len() >= 3 {
+        near
+    } else {
+        obs.iter().filter(|o| usable(o)).collect()
+    };
+    let worst = live.as_ref().and_then(|a| {
+        compared
+            .iter()
             .filter_map(|o| o.embedding.as_ref())
-            .map(|e| cosine(e, a))
+            .map(|e| (s.score)(cosine(e, a)))
             .min_by(f32::total_cmp)
     });
     record(
         Check::new(
             "same_identity",
-            worst.is_some_and(|w| w >= th.same_identity_cosine),
+            worst.is_some_and(|w| w >= s.same_identity_score),
             worst,
-            Some(th.same_identity_cosine),
+            Some(s.same_identity_score),
         ),
         FailReason::IdentityChanged,
         &mut checks,
@@ -410,15 +466,10 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
 
     // Match against the reference. Computed even when the identity failed, so that the time taken does not tell
     // whether the authority knows the person.
-    let zero = vec![
-        0.0f32;
-        obs.iter()
-            .find_map(|o| o.embedding.as_ref())
-            .map_or(0, Vec::len)
-    ];
+    let zero = vec![0.0f32; live.as_ref().map_or(0, Vec::len)];
     let reference = input.reference.unwrap_or(&zero);
-    let match_score = best
-        .and_then(|i| obs[i].embedding.as_ref())
+    let match_score = live
+        .as_ref()
         .filter(|e| e.len() == reference.len())
         .map(|e| (s.score)(cosine(e, reference)));
     record(
@@ -457,6 +508,7 @@ mod tests {
             score: crate::face::compare::score,
             min_iod_px: 28.0,
             colour_check: false,
+            same_identity_score: 60.0,
         }
     }
 

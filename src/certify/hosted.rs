@@ -52,6 +52,7 @@ impl Default for HostedSettings {
                 score: crate::face::compare::score,
                 min_iod_px: 28.0,
                 colour_check: true,
+                same_identity_score: 60.0,
             },
             fixed_challenge: None,
             retention_days: 30,

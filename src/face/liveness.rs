@@ -274,16 +274,22 @@ pub fn action_end(
         .unwrap_or(obs.len())
 }
 
-/// The session's resting yaw: the median over the first second of frames with a face.
+/// The session's resting yaw: the median over every frame with the mouth closed. People do not always look
+/// straight during the opening phase (d3 turns both ways in its first seconds), and a challenge turns the head
+/// during at most one or two of its actions, so the median over the whole sequence is the frontal pose.
 pub fn yaw_baseline(obs: &[Observation]) -> f32 {
-    let first = obs.first().map(|o| o.t_ms).unwrap_or(0);
-    median(
+    let at_rest: Vec<f32> = obs
+        .iter()
+        .filter_map(|o| o.measures)
+        .filter(|m| m.mar < 0.15)
+        .map(|m| m.yaw)
+        .collect();
+    let all = || {
         obs.iter()
-            .filter(|o| o.t_ms <= first + 1000)
             .filter_map(|o| o.measures.map(|m| m.yaw))
-            .collect(),
-    )
-    .unwrap_or(0.0)
+            .collect()
+    };
+    median(if at_rest.is_empty() { all() } else { at_rest }).unwrap_or(0.0)
 }
 
 /// Checks the challenged actions in the challenged order: each must be seen after the previous one.

@@ -146,9 +146,15 @@ impl Instance {
 
     /// Starts `shiren serve` on `bind` and waits until it prints its address.
     pub fn serve(&self, bind: SocketAddr) -> Server {
+        self.serve_with(bind, &[])
+    }
+
+    /// Starts `shiren serve` with extra environment variables.
+    pub fn serve_with(&self, bind: SocketAddr, extra: &[(&str, &str)]) -> Server {
         let mut child = self
             .cmd(&["serve"])
             .env("SHIREN_BIND", bind.to_string())
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -13,7 +13,7 @@ use base64::Engine;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use shiren::config::Config;
 use shiren::db::NewApp;
-use shiren::face::engine::{EngineSettings, FaceEngine, OnnxEngine};
+use shiren::face::engine::{EngineSettings, OnnxEngine};
 use shiren::face::provision::{self, Manifest, StderrProgress};
 use shiren::openplatform::SigningKey;
 
@@ -95,8 +95,10 @@ fn main() {
         .build()
         .unwrap();
     let (seq, par) = rt.block_on(async {
-        let mut config = Config::default();
-        config.data_dir = tmp.path().join("data");
+        let mut config = Config {
+            data_dir: tmp.path().join("data"),
+            ..Config::default()
+        };
         config.decision.max_attempts = 5;
         let db = shiren::open_database(&config).await.unwrap();
         let merchant = SigningKey::generate().unwrap();

@@ -432,7 +432,11 @@ impl HostedService {
             if self.settings.fixed_challenge.is_some() {
                 tracing::warn!("TEST-ONLY SETTING IN USE: the challenge is fixed, not random");
             }
-            let id = hex::encode(&URL_SAFE_NO_PAD.decode(new_secret(16)).unwrap_or_default());
+            let id = {
+                let mut b = [0u8; 16];
+                rand::rngs::OsRng.fill_bytes(&mut b);
+                hex::encode(b)
+            };
             let json =
                 serde_json::to_string(&challenge).map_err(|e| HostedError::Internal(e.into()))?;
             if attempts::insert(

@@ -274,23 +274,31 @@ pub fn action_end(
         .unwrap_or(obs.len())
 }
 
-/// The session's resting yaw: the median over every frame with the mouth closed. People do not always look
-/// straight during the opening phase (d3 turns both ways in its first seconds), and a challenge turns the head
-/// during at most one or two of its actions, so the median over the whole sequence is the frontal pose.
+/// The session's resting yaw: the median over frames with the mouth closed and the head within the range where
+/// people rest (|yaw| ≤ 0.12; measured resting yaws are −0.06…+0.10). Neither the opening second (people do not
+/// always look straight then: d3 turns both ways in its first seconds) nor the whole sequence (a long turn can fill
+/// most of it) is reliable alone. Falls back to all closed-mouth frames, then to all frames.
 pub fn yaw_baseline(obs: &[Observation]) -> f32 {
-    let at_rest: Vec<f32> = obs
-        .iter()
-        .filter_map(|o| o.measures)
-        .filter(|m| m.mar < 0.15)
-        .map(|m| m.yaw)
-        .collect();
-    let all = || {
+    let yaws = |keep: &dyn Fn(&Measures) -> bool| -> Vec<f32> {
         obs.iter()
-            .filter_map(|o| o.measures.map(|m| m.yaw))
+            .filter_map(|o| o.measures)
+            .filter(|m| keep(m))
+            .map(|m| m.yaw)
             .collect()
     };
-    median(if at_rest.is_empty() { all() } else { at_rest }).unwrap_or(0.0)
+    [
+        yaws(&|m| m.mar < 0.15 && m.yaw.abs() <= RESTING_YAW),
+        yaws(&|m| m.mar < 0.15),
+        yaws(&|_| true),
+    ]
+    .into_iter()
+    .find(|v| !v.is_empty())
+    .and_then(median)
+    .unwrap_or(0.0)
 }
+
+/// The largest |yaw| proxy of a resting head (measured −0.06…+0.10, with margin).
+const RESTING_YAW: f32 = 0.12;
 
 /// Checks the challenged actions in the challenged order: each must be seen after the previous one.
 pub fn actions_in_order(obs: &[Observation], challenge: &[Action], th: &Thresholds) -> Vec<Signal> {

@@ -188,6 +188,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("listener has no socket address")?;
     let public_url = config.effective_public_url(bound);
     let ctx = build_context(config, db, key, public_url.clone(), Arc::new(engine))?;
+    // Kept images are deleted once their retention period is over: now, then every hour.
+    let purge = ctx.hosted.clone();
+    tokio::spawn(async move {
+        loop {
+            match purge.purge_images().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(verifications = n, "deleted images past their retention"),
+                Err(e) => tracing::warn!(error = %e, "image retention purge failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
     tracing::info!(%bound, %public_url, "shiren is serving");
     // Scripts and tests read this line to learn the bound address.
     println!("listening on http://{bound}");

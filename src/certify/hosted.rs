@@ -661,6 +661,31 @@ impl HostedService {
         })
     }
 
+    /// Deletes kept images older than the retention period (the face image and the merchant's picture of
+    /// verifications decided, or expired, more than `retention_days` ago). Returns how many verifications were
+    /// cleaned.
+    pub async fn purge_images(&self) -> Result<usize, HostedError> {
+        let now = self.clock.now();
+        let before = now - i64::from(self.settings.retention_days) * 86_400;
+        let mut cleaned = 0;
+        loop {
+            let batch = verifications::images_older_than(&self.db, before, 100).await?;
+            if batch.is_empty() {
+                return Ok(cleaned);
+            }
+            for (certify_id, keys) in batch {
+                for k in keys {
+                    self.store
+                        .delete(&k)
+                        .await
+                        .map_err(|e| HostedError::Internal(e.into()))?;
+                }
+                verifications::clear_images(&self.db, &certify_id, now).await?;
+                cleaned += 1;
+            }
+        }
+    }
+
     async fn forget(&self, key: Option<&str>) {
         if let Some(k) = key {
             if let Err(e) = self.store.delete(k).await {

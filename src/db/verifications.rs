@@ -322,3 +322,59 @@ pub async fn find_token(
             session_hash: m.session_hash,
         }))
 }
+
+/// Kept images (the face image, the merchant's contrast picture) of verifications decided or created before
+/// `before`: their object-store keys, with the verification they belong to.
+pub async fn images_older_than(
+    db: &DatabaseConnection,
+    before: i64,
+    limit: u64,
+) -> Result<Vec<(String, Vec<String>)>, DbErr> {
+    use sea_orm::{Condition, QuerySelect};
+    let rows = verification::Entity::find()
+        .filter(
+            Condition::any()
+                .add(verification::Column::FaceImageKey.is_not_null())
+                .add(verification::Column::ContrastPictureKey.is_not_null()),
+        )
+        .filter(
+            Condition::any()
+                .add(verification::Column::DecidedAt.lt(before))
+                .add(verification::Column::ExpiresAt.lt(before)),
+        )
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| {
+            let keys = [m.face_image_key, m.contrast_picture_key]
+                .into_iter()
+                .flatten()
+                .collect();
+            (m.certify_id, keys)
+        })
+        .collect())
+}
+
+/// Forgets the image keys of a verification once its images are deleted.
+pub async fn clear_images(
+    db: &DatabaseConnection,
+    certify_id: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    verification::Entity::update_many()
+        .col_expr(
+            verification::Column::FaceImageKey,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            verification::Column::ContrastPictureKey,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(verification::Column::UpdatedAt, Expr::value(now))
+        .filter(verification::Column::CertifyId.eq(certify_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

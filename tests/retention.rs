@@ -1,0 +1,112 @@
+//! Kept images are deleted once their retention period is over, and not before.
+use std::sync::Arc;
+
+use base64::Engine;
+use shiren::authority::local::LocalRegistry;
+use shiren::certify::hosted::{HostedService, HostedSettings};
+use shiren::certify::service::ServiceSettings;
+use shiren::certify::{CertifyService, Clock};
+use shiren::db::NewApp;
+use shiren::face::engine::{Face, FaceEngine};
+use shiren::openplatform::SigningKey;
+use shiren::storage::ObjectStore;
+
+struct At(i64);
+
+impl Clock for At {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
+
+/// No face engine is needed to purge.
+struct NoEngine;
+
+impl FaceEngine for NoEngine {
+    fn analyze(
+        &self,
+        _: &image::RgbImage,
+    ) -> Result<Vec<Face>, shiren::face::runtime::RuntimeError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn images_are_deleted_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = shiren::db::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("t.sqlite").display()
+    ))
+    .await
+    .unwrap();
+    shiren::db::migrate(&db).await.unwrap();
+    let store = ObjectStore::new(dir.path().join("objects"));
+    let now = chrono::Utc::now().timestamp();
+    let app = shiren::db::apps::insert(
+        &db,
+        NewApp {
+            app_id: "2021000000000009".into(),
+            name: "t".into(),
+            public_key: SigningKey::generate().unwrap().public_key(),
+            return_url_prefixes: vec![],
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    let certify = CertifyService::new(
+        db.clone(),
+        store.clone(),
+        ServiceSettings {
+            certify_ttl_secs: 1800,
+            token_ttl_secs: 600,
+            max_contrast_picture_bytes: 1 << 20,
+        },
+        Arc::new(At(now)),
+    );
+    let mut picture = b"\xff\xd8\xff\xe0".to_vec();
+    picture.resize(64, 0);
+    let biz = serde_json::json!({
+        "outer_order_no": "r1",
+        "biz_code": "FACE",
+        "identity_param": {"identity_type": "CERT_INFO", "cert_type": "IDENTITY_CARD", "cert_name": "张三",
+            "cert_no": shiren::certify::idcard::with_check_char("11010119900307001")},
+        "merchant_config": {"return_url": "https://m.example/back"},
+        "face_contrast_picture": base64::engine::general_purpose::STANDARD.encode(&picture),
+    })
+    .to_string();
+    let id = certify.initialize(&app, &biz).await.unwrap();
+    let key = format!("contrast/{id}");
+    assert!(store.get(&key).await.unwrap().is_some());
+
+    let hosted_at = |t: i64| {
+        HostedService::new(
+            db.clone(),
+            store.clone(),
+            Arc::new(NoEngine),
+            Arc::new(LocalRegistry::new(db.clone(), store.clone(), "none".into())),
+            HostedSettings {
+                retention_days: 30,
+                ..HostedSettings::default()
+            },
+            Arc::new(At(t)),
+        )
+    };
+    // Within the retention period (the verification expired, but 30 days have not passed): kept.
+    assert_eq!(
+        hosted_at(now + 29 * 86_400).purge_images().await.unwrap(),
+        0
+    );
+    assert!(store.get(&key).await.unwrap().is_some());
+    // After it: deleted, and the verification forgets the key.
+    assert_eq!(
+        hosted_at(now + 31 * 86_400).purge_images().await.unwrap(),
+        1
+    );
+    assert!(store.get(&key).await.unwrap().is_none());
+    assert_eq!(
+        hosted_at(now + 32 * 86_400).purge_images().await.unwrap(),
+        0
+    );
+}

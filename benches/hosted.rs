@@ -94,7 +94,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (seq, par) = rt.block_on(async {
+    let (seq, par, unknown) = rt.block_on(async {
         let mut config = Config {
             data_dir: tmp.path().join("data"),
             ..Config::default()
@@ -140,9 +140,10 @@ fn main() {
             })
             .collect();
         let client = reqwest::Client::new();
-        let one = |n: usize| {
-            let (ctx, app, client, url, body_frames, cert_no) =
-                (ctx.clone(), app.clone(), client.clone(), url.clone(), body_frames.clone(), cert_no.clone());
+        let unregistered = shiren::certify::idcard::with_check_char("11010119900307002");
+        let one_for = |n: usize, cert_no: String| {
+            let (ctx, app, client, url, body_frames) =
+                (ctx.clone(), app.clone(), client.clone(), url.clone(), body_frames.clone());
             async move {
                 let biz = serde_json::json!({
                     "outer_order_no": format!("bench-{n}-{}", rand::random::<u32>()),
@@ -191,11 +192,14 @@ fn main() {
                 t.elapsed()
             }
         };
+        let one = |n: usize| one_for(n, cert_no.clone());
         // Warm up, then sequential attempts, then two at a time.
         one(0).await;
-        let mut seq = Vec::new();
+        // Registered and unregistered people alternate, so that both see the same machine load.
+        let (mut seq, mut unknown) = (Vec::new(), Vec::new());
         for n in 0..20 {
             seq.push(one(n + 1).await);
+            unknown.push(one_for(200 + n, unregistered.clone()).await);
         }
         let mut par = Vec::new();
         for n in 0..10 {
@@ -203,15 +207,17 @@ fn main() {
             par.push(a);
             par.push(b);
         }
-        (seq, par)
+        (seq, par, unknown)
     });
-    let (mut seq, mut par) = (seq, par);
+    let (mut seq, mut par, mut unknown) = (seq, par, unknown);
     let b = report("baseline: engine alone, 20 frames", &mut base);
     let s = report("upload of 20 frames → verdict, one at a time", &mut seq);
     let p = report("upload of 20 frames → verdict, two at a time", &mut par);
+    let u = report("the same, person not in the registry", &mut unknown);
     println!(
-        "ratio to the baseline (p50): one at a time {:.2}, two at a time {:.2}",
+        "ratio to the baseline (p50): one at a time {:.2}, two at a time {:.2}; unregistered / registered {:.2}",
         s / b,
-        p / b
+        p / b,
+        u / s
     );
 }

@@ -129,6 +129,34 @@ pub fn warp(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec<f32>
     out
 }
 
+/// Like [`warp`], but when one output pixel spans more than one source pixel it averages an n×n grid of bilinear
+/// samples inside it (n = ⌈scale⌉, at most 4): a box filter against aliasing when a large face is shrunk.
+pub fn warp_supersampled(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec<f32> {
+    let n = (to_src.scale().ceil() as usize).clamp(1, 4);
+    if n == 1 {
+        return warp(img, to_src, w, h);
+    }
+    let offsets: Vec<f32> = (0..n).map(|i| (i as f32 + 0.5) / n as f32 - 0.5).collect();
+    let k = 1.0 / (n * n) as f32;
+    let mut out = Vec::with_capacity(w * h * 3);
+    for v in 0..h {
+        for u in 0..w {
+            let mut acc = [0.0f32; 3];
+            for dy in &offsets {
+                for dx in &offsets {
+                    let p = to_src.apply(Point::new(u as f32 + dx, v as f32 + dy));
+                    let s = sample(img, p.x, p.y);
+                    for c in 0..3 {
+                        acc[c] += s[c];
+                    }
+                }
+            }
+            out.extend(acc.map(|a| a * k));
+        }
+    }
+    out
+}
+
 /// The ArcFace 112×112 five-point template: eye (image left), eye (image right), nose tip, mouth corners.
 pub const ARCFACE_112: [Point; 5] = [
     Point {
@@ -181,6 +209,33 @@ mod tests {
         let q = back.apply(fit.apply(p));
         assert!(p.dist(q) < 1e-3);
         assert!(Similarity::fit(&[p, p], &[p, q]).is_none());
+    }
+
+    #[test]
+    fn supersampling_averages_a_shrunk_checkerboard() {
+        let mut img = RgbImage::new(40, 40);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            *p = image::Rgb([if (x + y) % 2 == 0 { 255 } else { 0 }; 3]);
+        }
+        // 4 source pixels per output pixel: the box filter gives mid-grey; plain bilinear at integer points does not.
+        let shrink = Similarity {
+            a: 4.0,
+            b: 0.0,
+            tx: 1.5,
+            ty: 1.5,
+        };
+        let s = warp_supersampled(&img, &shrink, 8, 8);
+        assert!(s.iter().all(|v| (v - 127.5).abs() < 1.0), "{:?}", &s[..6]);
+        let identity = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
+        assert_eq!(
+            warp_supersampled(&img, &identity, 5, 5),
+            warp(&img, &identity, 5, 5)
+        );
     }
 
     #[test]

@@ -35,6 +35,18 @@ impl Calibration {
         }
         100.0
     }
+
+    /// The cosine that scores `score` (the inverse of [`Calibration::score`] inside the anchors).
+    pub fn cosine_at(&self, score: f32) -> f32 {
+        let s = score.clamp(0.0, 100.0);
+        for w in self.anchors.windows(2) {
+            let ((c0, s0), (c1, s1)) = (w[0], w[1]);
+            if s <= s1 {
+                return c0 + (s - s0) / (s1 - s0) * (c1 - c0);
+            }
+        }
+        1.0
+    }
 }
 
 /// MobileFace (see the module notes).
@@ -117,6 +129,11 @@ impl Recogniser {
         self.calibration().score(cosine)
     }
 
+    /// The cosine at which this recogniser reaches `score`.
+    pub fn cosine_at(self, score: f32) -> f32 {
+        self.calibration().cosine_at(score)
+    }
+
     /// The same as a plain function (for code that keeps a `fn(f32) -> f32`).
     pub fn score_fn(self) -> fn(f32) -> f32 {
         match self {
@@ -184,6 +201,11 @@ mod tests {
             }
         }
         assert_eq!(score(0.910), Recogniser::Dlib.score(0.910));
+        for r in [Recogniser::Dlib, Recogniser::MobileFace, Recogniser::Fused] {
+            for s in [0.0, 35.0, 60.0, 65.5, 74.4, 80.0, 99.0] {
+                assert!((r.score(r.cosine_at(s)) - s).abs() < 1e-3, "{r:?} {s}");
+            }
+        }
         assert!((MOBILEFACE.score(0.311) - 70.0).abs() < 1e-3);
         assert_eq!(TargetFar::parse("1e-3").unwrap().score_threshold(), 70.0);
         assert!(TargetFar::parse("0.5").is_none());

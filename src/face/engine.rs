@@ -339,7 +339,13 @@ impl OnnxEngine {
             ((w * scale).round() as u32).max(1),
             ((h * scale).round() as u32).max(1),
         );
-        let resized = image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle);
+        // Large photos are first area-averaged to twice the target (fast), then filtered to it.
+        let resized = if img.width() > 4 * nw && img.height() > 4 * nh {
+            let half = image::imageops::thumbnail(img, nw * 2, nh * 2);
+            image::imageops::resize(&half, nw, nh, image::imageops::FilterType::Triangle)
+        } else {
+            image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle)
+        };
         let (pad_x, pad_y) = (
             (size as u32 - nw.min(size as u32)) / 2,
             (size as u32 - nh.min(size as u32)) / 2,

@@ -94,12 +94,31 @@ pub fn sample(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let (x0, y0) = (x.floor() as i64, y.floor() as i64);
     let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let raw = img.as_raw();
+    if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+        // Inside: read the four neighbours straight from the buffer.
+        let i = ((y0 * w + x0) * 3) as usize;
+        let j = i + (w * 3) as usize;
+        let mut out = [0.0; 3];
+        for c in 0..3 {
+            let (p00, p10) = (f32::from(raw[i + c]), f32::from(raw[i + 3 + c]));
+            let (p01, p11) = (f32::from(raw[j + c]), f32::from(raw[j + 3 + c]));
+            let top = p00 + (p10 - p00) * fx;
+            let bottom = p01 + (p11 - p01) * fx;
+            out[c] = top + (bottom - top) * fy;
+        }
+        return out;
+    }
     let px = |xx: i64, yy: i64| -> [f32; 3] {
         if xx < 0 || yy < 0 || xx >= w || yy >= h {
             [0.0; 3]
         } else {
-            let p = img.get_pixel(xx as u32, yy as u32).0;
-            [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])]
+            let i = ((yy * w + xx) * 3) as usize;
+            [
+                f32::from(raw[i]),
+                f32::from(raw[i + 1]),
+                f32::from(raw[i + 2]),
+            ]
         }
     };
     let (p00, p10, p01, p11) = (
@@ -245,5 +264,13 @@ mod tests {
         img.put_pixel(1, 0, image::Rgb([100, 200, 50]));
         assert_eq!(sample(&img, 0.5, 0.0), [50.0, 100.0, 25.0]);
         assert_eq!(sample(&img, -5.0, 0.0), [0.0; 3]);
+        // Inside (the fast path) and on the border (the checked path) agree with the formula.
+        let img = RgbImage::from_fn(3, 3, |x, y| {
+            image::Rgb([(x * 10 + y * 50) as u8, 7, (x * y) as u8])
+        });
+        let [r, g, b] = sample(&img, 0.25, 0.75);
+        assert!((r - (2.5 + 37.5)).abs() < 1e-4 && g == 7.0 && (b - 0.1875).abs() < 1e-4);
+        let [r, _, _] = sample(&img, 2.0, 1.5);
+        assert!((r - 95.0).abs() < 1e-4, "{r}");
     }
 }

@@ -92,7 +92,7 @@ pub struct Thresholds {
 
 impl Thresholds {
     /// The same thresholds with `same_identity_cosine` moved to the active recogniser's cosine of equal score
-    /// (equal false-accept rate): MobileFace's 0.35 scores 74.4 (between FAR 1e-3 and 1e-4), which is cosine 0.921
+    /// (equal false-accept rate): MobileFace's 0.35 scores 73.8 (between FAR 1e-3 and 1e-4), which is cosine 0.922
     /// for dlib's ResNet, whose same-person video frames stay at ≥ 0.969 to their mean (0.60–0.77 for MobileFace).
     pub fn with_recogniser(self, r: super::compare::Recogniser) -> Thresholds {
         let score = super::compare::MOBILEFACE.score(Thresholds::default().same_identity_cosine);

@@ -80,6 +80,7 @@ fn main() {
     let mut pipeline = Vec::new();
     let mut decoded: Vec<image::RgbImage> = Vec::new();
     let mut shiren_dlib: Vec<(std::path::PathBuf, Vec<f32>)> = Vec::new();
+    let mut shiren_points = serde_json::Map::new();
     for round in 0..3 {
         for f in &files {
             let bytes = std::fs::read(f).unwrap();
@@ -104,6 +105,8 @@ fn main() {
             if round == 0 {
                 decoded.push(img.clone());
                 shiren_dlib.push((f.clone(), embedding));
+                let pts = shiren::face::engine::dlib_points(&mesh).map(|p| [p.x, p.y]);
+                shiren_points.insert(f.display().to_string(), serde_json::json!(pts));
             }
             if chips.len() < 20 {
                 chips.push(OnnxEngine::align(&img, &five_points(&mesh)).unwrap());
@@ -390,17 +393,19 @@ for path, size in [(sys.argv[1], 128), (sys.argv[2], 192), (sys.argv[3], 112), (
         &files,
         &faces,
         &shiren_dlib,
+        &serde_json::Value::Object(shiren_points),
         total_p50,
         total_mean,
         dlib_onnx_ms,
     );
 }
 
-/// AUC, EER and TAR at FAR 1e-2 on the labelled pairs for embeddings by file name.
+/// AUC, EER and TAR at FAR 1e-2 on the labelled pairs for embeddings by file name, with the gap between the lowest
+/// genuine and the highest impostor cosine and d' (difference of the means over the pooled standard deviation).
 fn pair_metrics(
     faces: &Path,
     by_file: &std::collections::HashMap<String, Vec<f32>>,
-) -> shiren::face::eval::Metrics {
+) -> (shiren::face::eval::Metrics, f64, f64) {
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for line in std::fs::read_to_string(faces.join("pairs.csv"))
         .unwrap()
@@ -417,7 +422,20 @@ fn pair_metrics(
             }
         }
     }
-    shiren::face::eval::metrics(&genuine, &impostor, &[1e-2])
+    let stats = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64;
+        (m, var)
+    };
+    let ((mg, vg), (mi, vi)) = (stats(&genuine), stats(&impostor));
+    let gap = genuine.iter().copied().fold(f64::MAX, f64::min)
+        - impostor.iter().copied().fold(f64::MIN, f64::max);
+    let d = (mg - mi) / ((vg + vi) / 2.0).sqrt();
+    (
+        shiren::face::eval::metrics(&genuine, &impostor, &[1e-2]),
+        gap,
+        d,
+    )
 }
 
 /// shiren (decode → detect → landmarks → align → dlib descriptor) against the Python `face_recognition` library
@@ -426,6 +444,7 @@ fn face_recognition_side_by_side(
     files: &[std::path::PathBuf],
     faces: &Path,
     shiren_dlib: &[(std::path::PathBuf, Vec<f32>)],
+    shiren_points: &serde_json::Value,
     shiren_p50: f64,
     shiren_mean: f64,
     dlib_onnx_ms: f64,
@@ -465,9 +484,12 @@ fn face_recognition_side_by_side(
     }
     let list = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(list.path(), serde_json::to_vec(files).unwrap()).unwrap();
+    let points = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(points.path(), serde_json::to_vec(shiren_points).unwrap()).unwrap();
     let out = Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/face_recognition_bench.py"))
         .arg(list.path())
+        .arg(points.path())
         .output()
         .unwrap();
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
@@ -478,20 +500,25 @@ fn face_recognition_side_by_side(
         return;
     };
     let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
-    let mut theirs = std::collections::HashMap::new();
-    if let Some(d) = v["descriptors"].as_object() {
-        for (path, desc) in d {
-            let mut e: Vec<f32> = desc
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
-            let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
-            e.iter_mut().for_each(|x| *x /= n);
-            theirs.insert(name(Path::new(path)), e);
+    let read = |key: &str| {
+        let mut out = std::collections::HashMap::new();
+        if let Some(d) = v[key].as_object() {
+            for (path, desc) in d {
+                let mut e: Vec<f32> = desc
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect();
+                let n = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+                e.iter_mut().for_each(|x| *x /= n);
+                out.insert(name(Path::new(path)), e);
+            }
         }
-    }
+        out
+    };
+    let theirs = read("descriptors");
+    let facemesh_in_dlib = read("facemesh_point_descriptors");
     let ours: std::collections::HashMap<String, Vec<f32>> = shiren_dlib
         .iter()
         .map(|(p, e)| (name(p), e.clone()))

@@ -5,7 +5,11 @@ landmarks ("small" model) -> 150x150 chip -> ResNet descriptor, for the largest 
 network alone on dlib's own chips (to compare dlib's runtime with ONNX Runtime on the same network). Prints JSON:
 per-photo times, descriptors by file, and the network-only time.
 
-Usage: python face_recognition_bench.py photos.json   (a JSON list of photo paths)
+With a second argument (a JSON object: photo path -> shiren's five FaceMesh points in dlib's order), also the
+descriptor of dlib's own chip (`get_face_chip`) cut at those points: the same network and chip extraction with only
+the landmarks changed, to compare dlib's 5-point model with FaceMesh as the source of the alignment.
+
+Usage: python face_recognition_bench.py photos.json [points.json]
 """
 import json
 import sys
@@ -52,6 +56,15 @@ for p in paths:
     for _ in range(3):
         net.compute_face_descriptor(chip)
     net_times.append((time.perf_counter() - t) / 3)
+facemesh_descriptors = {}
+if len(sys.argv) > 2:
+    for p, pts in json.load(open(sys.argv[2])).items():
+        img = face_recognition.load_image_file(p)
+        xs, ys = [q[0] for q in pts], [q[1] for q in pts]
+        box = dlib.rectangle(int(min(xs)), int(min(ys)), int(max(xs)), int(max(ys)))
+        shape = dlib.full_object_detection(box, [dlib.point(round(q[0]), round(q[1])) for q in pts])
+        chip = dlib.get_face_chip(img, shape, 150, 0.25)
+        facemesh_descriptors[p] = [float(v) for v in net.compute_face_descriptor(chip)]
 times_ms = sorted(t * 1000 for t in times)
 print(json.dumps({
     "dlib": dlib.__version__,
@@ -60,4 +73,5 @@ print(json.dumps({
     "mean_ms": float(np.mean(times_ms)),
     "network_only_ms": float(np.median(net_times) * 1000) if net_times else None,
     "descriptors": descriptors,
+    "facemesh_point_descriptors": facemesh_descriptors,
 }))

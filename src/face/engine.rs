@@ -195,16 +195,14 @@ impl ChipLayout {
         }
     }
 
-    /// The aligned chip (HWC, RGB 0..255). The dlib chip is supersampled when it shrinks the face (dlib filters
+    /// The aligned chip (HWC, RGB 0..255). The dlib chip is box-filtered when it shrinks the face (dlib filters
     /// too, through an image pyramid), which keeps large photos from aliasing.
     pub fn align(self, img: &RgbImage, points: &[Point; 5]) -> Option<Vec<f32>> {
         let to_template = Similarity::fit(points, &self.template())?;
         let side = self.side();
         Some(match self {
             ChipLayout::ArcFace112 => geometry::warp(img, &to_template.inverse(), side, side),
-            ChipLayout::Dlib150 => {
-                geometry::warp_supersampled(img, &to_template.inverse(), side, side)
-            }
+            ChipLayout::Dlib150 => geometry::warp_area(img, &to_template.inverse(), side, side),
         })
     }
 }

@@ -148,32 +148,61 @@ pub fn warp(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec<f32>
     out
 }
 
-/// Like [`warp`], but when one output pixel spans more than one source pixel it averages an n×n grid of bilinear
-/// samples inside it (n = ⌈scale⌉, at most 4): a box filter against aliasing when a large face is shrunk.
-pub fn warp_supersampled(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec<f32> {
-    let n = (to_src.scale().ceil() as usize).clamp(1, 4);
-    if n == 1 {
+/// Like [`warp`], but when one output pixel spans k ≥ 2 source pixels the source region is first averaged over
+/// k×k blocks (each source pixel read once), then sampled bilinearly: a box filter against aliasing when a large
+/// face is shrunk (dlib shrinks through an image pyramid for the same reason).
+pub fn warp_area(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec<f32> {
+    let k = to_src.scale().floor() as i64;
+    if k < 2 {
         return warp(img, to_src, w, h);
     }
-    let offsets: Vec<f32> = (0..n).map(|i| (i as f32 + 0.5) / n as f32 - 0.5).collect();
-    let k = 1.0 / (n * n) as f32;
-    let mut out = Vec::with_capacity(w * h * 3);
-    for v in 0..h {
-        for u in 0..w {
-            let mut acc = [0.0f32; 3];
-            for dy in &offsets {
-                for dx in &offsets {
-                    let p = to_src.apply(Point::new(u as f32 + dx, v as f32 + dy));
-                    let s = sample(img, p.x, p.y);
-                    for c in 0..3 {
-                        acc[c] += s[c];
-                    }
-                }
+    let corners = [
+        (0.0, 0.0),
+        (w as f32, 0.0),
+        (0.0, h as f32),
+        (w as f32, h as f32),
+    ]
+    .map(|(u, v)| to_src.apply(Point::new(u, v)));
+    let (iw, ih) = (i64::from(img.width()), i64::from(img.height()));
+    let lo =
+        |f: fn(&Point) -> f32| corners.iter().map(f).fold(f32::MAX, f32::min).floor() as i64 - k;
+    let hi =
+        |f: fn(&Point) -> f32| corners.iter().map(f).fold(f32::MIN, f32::max).ceil() as i64 + k;
+    let (x0, y0) = (lo(|p| p.x).clamp(0, iw), lo(|p| p.y).clamp(0, ih));
+    let (x1, y1) = (hi(|p| p.x).clamp(0, iw), hi(|p| p.y).clamp(0, ih));
+    let (sw, sh) = ((x1 - x0) / k, (y1 - y0) / k);
+    if sw < 2 || sh < 2 {
+        return warp(img, to_src, w, h);
+    }
+    let raw = img.as_raw();
+    let mut acc = vec![0u32; (sw * sh * 3) as usize];
+    for y in y0..y0 + sh * k {
+        let row = (((y - y0) / k) * sw * 3) as usize;
+        let base = ((y * iw + x0) * 3) as usize;
+        for i in 0..(sw * k) as usize {
+            let o = row + (i / k as usize) * 3;
+            for c in 0..3 {
+                acc[o + c] += u32::from(raw[base + i * 3 + c]);
             }
-            out.extend(acc.map(|a| a * k));
         }
     }
-    out
+    let n = (k * k) as u32;
+    let small = RgbImage::from_raw(
+        sw as u32,
+        sh as u32,
+        acc.iter().map(|v| ((v + n / 2) / n) as u8).collect(),
+    )
+    .expect("buffer size matches");
+    // Block (i, j) is centred at source x0 + i·k + (k − 1)/2.
+    let kf = k as f32;
+    let half = (kf - 1.0) / 2.0;
+    let to_small = Similarity {
+        a: to_src.a / kf,
+        b: to_src.b / kf,
+        tx: (to_src.tx - x0 as f32 - half) / kf,
+        ty: (to_src.ty - y0 as f32 - half) / kf,
+    };
+    warp(&small, &to_small, w, h)
 }
 
 /// The ArcFace 112×112 five-point template: eye (image left), eye (image right), nose tip, mouth corners.
@@ -231,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn supersampling_averages_a_shrunk_checkerboard() {
+    fn area_warp_averages_a_shrunk_checkerboard() {
         let mut img = RgbImage::new(40, 40);
         for (x, y, p) in img.enumerate_pixels_mut() {
             *p = image::Rgb([if (x + y) % 2 == 0 { 255 } else { 0 }; 3]);
@@ -243,8 +272,23 @@ mod tests {
             tx: 1.5,
             ty: 1.5,
         };
-        let s = warp_supersampled(&img, &shrink, 8, 8);
+        let s = warp_area(&img, &shrink, 8, 8);
         assert!(s.iter().all(|v| (v - 127.5).abs() < 1.0), "{:?}", &s[..6]);
+        let on_pixels = Similarity {
+            tx: 4.0,
+            ty: 4.0,
+            ..shrink
+        };
+        assert!(warp(&img, &on_pixels, 8, 8)
+            .iter()
+            .all(|v| (v - 127.5).abs() > 100.0));
+        // A smooth ramp keeps its values (the block centres are placed right).
+        let ramp = RgbImage::from_fn(64, 64, |x, _| image::Rgb([(x * 4) as u8, 0, 0]));
+        let a = warp_area(&ramp, &shrink, 8, 8);
+        let b = warp(&ramp, &shrink, 8, 8);
+        for (p, q) in a.iter().zip(&b).step_by(3).take(7) {
+            assert!((p - q).abs() <= 1.0, "{p} {q}");
+        }
         let identity = Similarity {
             a: 1.0,
             b: 0.0,
@@ -252,7 +296,7 @@ mod tests {
             ty: 0.0,
         };
         assert_eq!(
-            warp_supersampled(&img, &identity, 5, 5),
+            warp_area(&img, &identity, 5, 5),
             warp(&img, &identity, 5, 5)
         );
     }

@@ -337,9 +337,11 @@ impl OnnxEngine {
             ((w * scale).round() as u32).max(1),
             ((h * scale).round() as u32).max(1),
         );
-        // Large photos are first area-averaged to twice the target (fast), then filtered to it.
-        let resized = if img.width() > 4 * nw && img.height() > 4 * nh {
-            let half = image::imageops::thumbnail(img, nw * 2, nh * 2);
+        // Large photos are first box-averaged to about twice the target (one cheap pass), then filtered to it.
+        let k = (img.width() / (2 * nw)).min(img.height() / (2 * nh));
+        let resized = if k >= 2 {
+            let (sw, sh) = (img.width() / k, img.height() / k);
+            let half = geometry::box_shrink(img, (0, 0), (sw, sh), k);
             image::imageops::resize(&half, nw, nh, image::imageops::FilterType::Triangle)
         } else {
             image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle)

@@ -148,6 +148,32 @@ pub fn warp(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec<f32>
     out
 }
 
+/// The `size`-block region of `img` starting at `origin`, shrunk by averaging k×k blocks (each source pixel read
+/// once): block (i, j) is centred at source `origin + (i, j)·k + (k − 1)/2`. The region must lie inside the image.
+pub fn box_shrink(img: &RgbImage, origin: (u32, u32), size: (u32, u32), k: u32) -> RgbImage {
+    let (x0, y0) = (origin.0 as usize, origin.1 as usize);
+    let (sw, sh, k) = (size.0 as usize, size.1 as usize, k.max(1) as usize);
+    let (iw, raw) = (img.width() as usize, img.as_raw());
+    let mut acc = vec![0u32; sw * sh * 3];
+    for y in y0..y0 + sh * k {
+        let row = ((y - y0) / k) * sw * 3;
+        let line = &raw[(y * iw + x0) * 3..(y * iw + x0 + sw * k) * 3];
+        for (i, px) in line.chunks_exact(3).enumerate() {
+            let o = row + (i / k) * 3;
+            acc[o] += u32::from(px[0]);
+            acc[o + 1] += u32::from(px[1]);
+            acc[o + 2] += u32::from(px[2]);
+        }
+    }
+    let n = (k * k) as u32;
+    RgbImage::from_raw(
+        sw as u32,
+        sh as u32,
+        acc.iter().map(|v| ((v + n / 2) / n) as u8).collect(),
+    )
+    .expect("buffer size matches")
+}
+
 /// Like [`warp`], but when one output pixel spans k ≥ 2 source pixels the source region is first averaged over
 /// k×k blocks (each source pixel read once), then sampled bilinearly: a box filter against aliasing when a large
 /// face is shrunk (dlib shrinks through an image pyramid for the same reason).
@@ -174,25 +200,12 @@ pub fn warp_area(img: &RgbImage, to_src: &Similarity, w: usize, h: usize) -> Vec
     if sw < 2 || sh < 2 {
         return warp(img, to_src, w, h);
     }
-    let raw = img.as_raw();
-    let mut acc = vec![0u32; (sw * sh * 3) as usize];
-    for y in y0..y0 + sh * k {
-        let row = (((y - y0) / k) * sw * 3) as usize;
-        let base = ((y * iw + x0) * 3) as usize;
-        for i in 0..(sw * k) as usize {
-            let o = row + (i / k as usize) * 3;
-            for c in 0..3 {
-                acc[o + c] += u32::from(raw[base + i * 3 + c]);
-            }
-        }
-    }
-    let n = (k * k) as u32;
-    let small = RgbImage::from_raw(
-        sw as u32,
-        sh as u32,
-        acc.iter().map(|v| ((v + n / 2) / n) as u8).collect(),
-    )
-    .expect("buffer size matches");
+    let small = box_shrink(
+        img,
+        (x0 as u32, y0 as u32),
+        (sw as u32, sh as u32),
+        k as u32,
+    );
     // Block (i, j) is centred at source x0 + i·k + (k − 1)/2.
     let kf = k as f32;
     let half = (kf - 1.0) / 2.0;

@@ -156,13 +156,18 @@ pub fn box_shrink(img: &RgbImage, origin: (u32, u32), size: (u32, u32), k: u32) 
     let (iw, raw) = (img.width() as usize, img.as_raw());
     let mut acc = vec![0u32; sw * sh * 3];
     for y in y0..y0 + sh * k {
-        let row = ((y - y0) / k) * sw * 3;
+        let row = &mut acc[((y - y0) / k) * sw * 3..][..sw * 3];
         let line = &raw[(y * iw + x0) * 3..(y * iw + x0 + sw * k) * 3];
-        for (i, px) in line.chunks_exact(3).enumerate() {
-            let o = row + (i / k) * 3;
-            acc[o] += u32::from(px[0]);
-            acc[o + 1] += u32::from(px[1]);
-            acc[o + 2] += u32::from(px[2]);
+        for (out, block) in row.chunks_exact_mut(3).zip(line.chunks_exact(3 * k)) {
+            let (mut r, mut g, mut b) = (0u32, 0u32, 0u32);
+            for px in block.chunks_exact(3) {
+                r += u32::from(px[0]);
+                g += u32::from(px[1]);
+                b += u32::from(px[2]);
+            }
+            out[0] += r;
+            out[1] += g;
+            out[2] += b;
         }
     }
     let n = (k * k) as u32;

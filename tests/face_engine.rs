@@ -280,6 +280,9 @@ fn an_operator_recogniser_replaces_the_default() {
     let a = mobileface.analyze(&img).unwrap().remove(0).embedding;
     // It replaces MobileFace (112×112 ArcFace chip) and takes MobileFace's calibration until calibrated itself.
     assert_eq!(custom.recogniser(), Recogniser::MobileFace);
+    assert_eq!(custom.recogniser_id(), "operator:licensed-recogniser.onnx");
+    assert_eq!(mobileface.recogniser_id(), "mobileface");
+    assert_eq!(engine().recogniser_id(), "dlib-resnet");
     let b = custom.analyze(&img).unwrap().remove(0).embedding;
     assert!(cosine(&a, &b) > 0.9999);
     // A different preset changes the input, and so the embedding.

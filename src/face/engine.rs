@@ -81,8 +81,13 @@ pub fn single_face(
 pub trait FaceEngine: Send + Sync {
     /// Every face in the image, largest first.
     fn analyze(&self, img: &RgbImage) -> Result<Vec<Face>, RuntimeError>;
+    /// Names the recogniser, so stored embeddings of another recogniser are not compared with this one's.
+    fn recogniser_id(&self) -> String {
+        "unnamed".to_string()
+    }
 
-    /// The recogniser behind the embeddings: its name and its cosine → score calibration.
+    /// The recogniser behind the embeddings: its cosine → score calibration ([`Recogniser::score`],
+    /// [`Recogniser::score_fn`]) and its name.
     fn recogniser(&self) -> Recogniser {
         Recogniser::default()
     }
@@ -503,6 +508,16 @@ pub fn five_points(mesh: &[[f32; 3]]) -> [Point; 5] {
 }
 
 impl FaceEngine for OnnxEngine {
+    fn recogniser_id(&self) -> String {
+        match &self.settings.recogniser_override {
+            Some((path, _)) => format!(
+                "operator:{}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("model")
+            ),
+            None => self.recogniser.name().to_string(),
+        }
+    }
+
     fn analyze(&self, img: &RgbImage) -> Result<Vec<Face>, RuntimeError> {
         let mut faces = Vec::new();
         for det in self.detect(img)? {

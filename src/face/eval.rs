@@ -101,7 +101,7 @@ pub fn fused_report(
             m.auc, m.eer, m.eer_threshold, m.tar_at_far[0].2, m.tar_at_far[0].1, m.tar_at_far[1].2, m.tar_at_far[1].1
         );
     };
-    println!("fused parts (w = dlib's share; the engine uses w = {w0}):");
+    println!("fused parts (w = dlib's share; the engine uses w = {w0:.2}):");
     show("dlib alone", &|d, _| d);
     show("mobileface alone", &|_, m| m);
     for w in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {

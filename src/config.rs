@@ -34,6 +34,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Where provisioned models live (`SHIREN_MODELS_DIR`); default `~/.cache/shiren/models`.
     pub models_dir: Option<PathBuf>,
+    /// The recogniser: `dlib` (default; dlib's ResNet, CC0), `mobileface` (development only: no licence upstream) or
+    /// `fused` (both, a calibrated combination).
+    pub recogniser: crate::face::compare::Recogniser,
     /// An operator-supplied recogniser ONNX file (e.g. one the operator is licensed to use) replacing MobileFace.
     /// It takes a 112×112 ArcFace-aligned RGB crop, NHWC, prepared by `recogniser_preset`.
     pub recogniser_model: Option<PathBuf>,
@@ -161,6 +164,7 @@ impl Default for Config {
             max_contrast_picture_bytes: 1024 * 1024,
             log_format: LogFormat::Text,
             models_dir: None,
+            recogniser: Default::default(),
             recogniser_model: None,
             recogniser_preset: RecogniserPreset::Raw,
             recogniser_output: None,
@@ -193,6 +197,7 @@ impl fmt::Debug for Config {
             )
             .field("log_format", &self.log_format)
             .field("models_dir", &self.models_dir)
+            .field("recogniser", &self.recogniser)
             .field("recogniser_model", &self.recogniser_model)
             .field("recogniser_preset", &self.recogniser_preset)
             .field("recogniser_output", &self.recogniser_output)
@@ -286,6 +291,19 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_MODELS_DIR").filter(|v| !v.is_empty()) {
             self.models_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("SHIREN_RECOGNISER").filter(|v| !v.is_empty()) {
+            self.recogniser = match v.trim().to_ascii_lowercase().as_str() {
+                "dlib" => crate::face::compare::Recogniser::Dlib,
+                "mobileface" => crate::face::compare::Recogniser::MobileFace,
+                "fused" => crate::face::compare::Recogniser::Fused,
+                other => {
+                    return Err(ConfigError::Env {
+                        key: "SHIREN_RECOGNISER",
+                        message: format!("expected `dlib`, `mobileface` or `fused`, got `{other}`"),
+                    })
+                }
+            };
         }
         if let Some(v) = get("SHIREN_CERTIFY_TTL_SECS") {
             self.certify_ttl_secs = parse("SHIREN_CERTIFY_TTL_SECS", &v)?;
@@ -426,12 +444,16 @@ mod tests {
 
     #[test]
     fn debug_redacts_database_password() {
-        let c = Config {
-            database_url: Some("postgres://u:secret@h/db".into()),
+        let mut c = Config {
+            database_url: Some("postgres://u:pa55word@h/db".into()),
             ..Config::default()
         };
+        c.authority.secret = Some("authority-hmac-key".into());
         let s = format!("{c:?}");
-        assert!(!s.contains("secret"), "{s}");
+        assert!(
+            !s.contains("pa55word") && !s.contains("authority-hmac-key"),
+            "{s}"
+        );
         assert!(s.contains("postgres://u:***@h/db"));
     }
 }

@@ -424,7 +424,7 @@ fn face_json(f: &shiren::face::engine::Face) -> serde_json::Value {
         "quality": {
             "iod_px": m.map(|m| round(m.iod)),
             "brightness": round(quality::brightness(&f.chip)),
-            "sharpness": round(quality::sharpness(&f.chip, 112, 112)),
+            "sharpness": round(quality::sharpness(&f.chip, f.chip_side(), f.chip_side())),
             "landmark_score": round(f.mesh_score),
         },
         "yaw": m.map(|m| round(m.yaw)),
@@ -480,7 +480,7 @@ fn face_command(command: FaceCommand, config: &Config) -> anyhow::Result<()> {
             let (_, fb) = single_face(&engine, &read(&b)?, Default::default())
                 .with_context(|| b.display().to_string())?;
             let c = cosine(&fa.embedding, &fb.embedding);
-            let score = shiren::face::compare::score(c);
+            let score = engine.recogniser().score(c);
             let threshold = target.score_threshold();
             println!(
                 "{}",
@@ -545,7 +545,10 @@ fn face_eval(
         .recogniser_model
         .as_ref()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "mobileface".into());
+        .unwrap_or_else(|| engine.recogniser().name().into());
+    if engine.recogniser() == shiren::face::compare::Recogniser::Fused {
+        shiren::face::eval::fused_report(&pairs, &embeddings);
+    }
     println!("recogniser {recogniser}: {} photos, {} faces embedded, {:.1} ms per photo (decode+detect+mesh+align+embed)", files.len(), embeddings.len(), per_photo);
     println!(
         "pairs: {} genuine, {} impostor, {} skipped (no face)",
@@ -561,7 +564,7 @@ fn face_eval(
             tar,
             far,
             t,
-            shiren::face::compare::score(*t as f32)
+            engine.recogniser().score(*t as f32)
         );
     }
     Ok(())

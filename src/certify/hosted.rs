@@ -303,9 +303,11 @@ impl HostedService {
         store: ObjectStore,
         engine: Arc<dyn FaceEngine>,
         authority: Arc<dyn Authority>,
-        settings: HostedSettings,
+        mut settings: HostedSettings,
         clock: Arc<dyn Clock>,
     ) -> HostedService {
+        // Scores follow the calibration of the recogniser actually in use.
+        settings.decision.score = engine.recogniser().score_fn();
         HostedService {
             db,
             store,

@@ -67,6 +67,48 @@ pub fn metrics(genuine: &[f64], impostor: &[f64], fars: &[f64]) -> Metrics {
     }
 }
 
+/// For fused embeddings (`[√w·dlib, √(1−w)·MobileFace]`, dlib's 128 values first): the metrics of each part alone
+/// and of fused cosines w·cos_dlib + (1−w)·cos_mobileface for several w, printed.
+pub fn fused_report(
+    pairs: &[Vec<String>],
+    embeddings: &std::collections::HashMap<String, Vec<f32>>,
+) {
+    let w0 = f64::from(super::engine::FUSED_DLIB_WEIGHT);
+    let part = |e: &[f32], lo: usize, hi: usize| -> Vec<f64> {
+        let v: Vec<f64> = e[lo.min(e.len())..hi.min(e.len())]
+            .iter()
+            .map(|x| f64::from(*x))
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        v.into_iter().map(|x| x / n).collect()
+    };
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut rows = Vec::new();
+    for row in pairs {
+        if let (Some(a), Some(b)) = (embeddings.get(&row[0]), embeddings.get(&row[1])) {
+            let d = dot(&part(a, 0, 128), &part(b, 0, 128));
+            let m = dot(&part(a, 128, usize::MAX), &part(b, 128, usize::MAX));
+            rows.push((row[2] == "1", d, m));
+        }
+    }
+    let show = |name: &str, f: &dyn Fn(f64, f64) -> f64| {
+        let (g, i): (Vec<&(bool, f64, f64)>, Vec<_>) = rows.iter().partition(|r| r.0);
+        let g: Vec<f64> = g.iter().map(|r| f(r.1, r.2)).collect();
+        let i: Vec<f64> = i.iter().map(|r| f(r.1, r.2)).collect();
+        let m = metrics(&g, &i, &[1e-2, 1e-3]);
+        println!(
+            "  {name:<22} AUC {:.4}  EER {:.3} (cosine {:.3})  TAR {:.3} at FAR <= 1e-2 (cosine {:.3})  TAR {:.3} at FAR <= 1e-3 (cosine {:.3})",
+            m.auc, m.eer, m.eer_threshold, m.tar_at_far[0].2, m.tar_at_far[0].1, m.tar_at_far[1].2, m.tar_at_far[1].1
+        );
+    };
+    println!("fused parts (w = dlib's share; the engine uses w = {w0:.2}):");
+    show("dlib alone", &|d, _| d);
+    show("mobileface alone", &|_, m| m);
+    for w in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {
+        show(&format!("fused w = {w}"), &|d, m| w * d + (1.0 - w) * m);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,8 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, ImageError
     let mut img =
         DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
     img.apply_orientation(orientation);
-    Ok(img.to_rgb8())
+    // No copy when the decoder already produced 8-bit RGB (the usual JPEG case).
+    Ok(img.into_rgb8())
 }
 
 #[cfg(test)]

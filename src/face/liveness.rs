@@ -77,7 +77,8 @@ pub struct Thresholds {
     pub turn_yaw: f32,
     /// Frames a mouth or turn must hold.
     pub min_frames: usize,
-    /// Minimum cosine of any frame's embedding to the sequence's reference embedding.
+    /// Minimum cosine of any frame's embedding to the sequence's reference embedding. The default (0.35) is for
+    /// MobileFace; other recognisers need [`Thresholds::with_recogniser`].
     pub same_identity_cosine: f32,
     /// Largest share of frames allowed without a face.
     pub max_faceless_share: f32,
@@ -87,6 +88,19 @@ pub struct Thresholds {
     pub max_surround_motion_ratio: f32,
     /// Face motion (pixels, summed) below which relative motion cannot be judged.
     pub min_face_motion_px: f32,
+}
+
+impl Thresholds {
+    /// The same thresholds with `same_identity_cosine` moved to the active recogniser's cosine of equal score
+    /// (equal false-accept rate): MobileFace's 0.35 scores 73.8 (between FAR 1e-3 and 1e-4), which is cosine 0.922
+    /// for dlib's ResNet, whose same-person video frames stay at ≥ 0.969 to their mean (0.60–0.77 for MobileFace).
+    pub fn with_recogniser(self, r: super::compare::Recogniser) -> Thresholds {
+        let score = super::compare::MOBILEFACE.score(Thresholds::default().same_identity_cosine);
+        Thresholds {
+            same_identity_cosine: r.cosine_at(score),
+            ..self
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -543,6 +557,13 @@ mod tests {
         }
         let s = same_identity(&obs, &th);
         assert!(!s.passed && s.at_frame == Some(4), "{s:?}");
+        use crate::face::compare::Recogniser;
+        let mf = th
+            .with_recogniser(Recogniser::MobileFace)
+            .same_identity_cosine;
+        assert!((mf - th.same_identity_cosine).abs() < 1e-4);
+        let dlib = th.with_recogniser(Recogniser::Dlib).same_identity_cosine;
+        assert!((0.915..0.93).contains(&dlib), "{dlib}");
     }
 
     #[test]

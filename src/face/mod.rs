@@ -2,6 +2,7 @@
 //! and the liveness signals.
 pub mod compare;
 pub mod detect;
+pub mod dlib;
 pub mod engine;
 pub mod eval;
 pub mod geometry;

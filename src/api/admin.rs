@@ -341,6 +341,7 @@ impl AdminApi {
 
     /// Billable events per day, app, scene, product and event of the days `from`..=`to` (UTC), with their sum.
     #[oai(path = "/billing/daily", method = "get")]
+    #[allow(clippy::too_many_arguments)]
     async fn billing_daily(
         &self,
         _auth: AdminAuth,

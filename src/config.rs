@@ -51,6 +51,11 @@ pub struct Config {
     pub authority: AuthorityConfig,
     /// Defaults of the hosted flow and its decision (`[decision]`); scenes may override them.
     pub decision: DecisionConfig,
+    /// The scene of the gateway's verifications, by app id, instead of the app's default scene (`[default_scenes]`,
+    /// e.g. `"2021000000000001" = 1002`).
+    pub default_scenes: std::collections::BTreeMap<String, i64>,
+    /// Bearer token of the admin API and the console's login (`SHIREN_ADMIN_TOKEN`); both are off when unset.
+    pub admin_token: Option<String>,
     /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
     /// one is on (`[testing]`).
     pub testing: TestingConfig,
@@ -171,6 +176,8 @@ impl Default for Config {
             model_files: Default::default(),
             authority: AuthorityConfig::default(),
             decision: DecisionConfig::default(),
+            default_scenes: Default::default(),
+            admin_token: None,
             testing: TestingConfig::default(),
         }
     }
@@ -204,6 +211,8 @@ impl fmt::Debug for Config {
             .field("model_files", &self.model_files)
             .field("authority", &self.authority)
             .field("decision", &self.decision)
+            .field("default_scenes", &self.default_scenes)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("testing", &self.testing)
             .finish()
     }
@@ -322,6 +331,9 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_AUTHORITY_TIMEOUT_MS") {
             self.authority.timeout_ms = Some(parse("SHIREN_AUTHORITY_TIMEOUT_MS", &v)?);
+        }
+        if let Some(v) = get("SHIREN_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
+            self.admin_token = Some(v);
         }
         if let Some(v) = get("SHIREN_MATCH_FAR") {
             self.decision.match_far = v.trim().to_string();
@@ -449,9 +461,12 @@ mod tests {
             ..Config::default()
         };
         c.authority.secret = Some("authority-hmac-key".into());
+        c.admin_token = Some("topsecret-admin".into());
         let s = format!("{c:?}");
         assert!(
-            !s.contains("pa55word") && !s.contains("authority-hmac-key"),
+            !s.contains("pa55word")
+                && !s.contains("authority-hmac-key")
+                && !s.contains("topsecret"),
             "{s}"
         );
         assert!(s.contains("postgres://u:***@h/db"));

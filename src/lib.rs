@@ -1,6 +1,7 @@
 //! shiren (实人): self-hostable, financial-grade real-person verification.
 pub mod api;
 pub mod authority;
+pub mod billing;
 pub mod certify;
 pub mod config;
 pub mod db;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod face;
 pub mod gateway;
 pub mod keys;
+pub mod metrics;
 pub mod openplatform;
 pub mod sensitive;
 pub mod storage;
@@ -39,6 +41,8 @@ pub struct AppContext {
     pub hosted: certify::hosted::HostedService,
     /// The object store (pictures, kept face images).
     pub store: storage::ObjectStore,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -110,6 +114,7 @@ pub fn build_context(
             certify_ttl_secs: config.certify_ttl_secs,
             token_ttl_secs: config.token_ttl_secs,
             max_contrast_picture_bytes: config.max_contrast_picture_bytes,
+            default_scenes: config.default_scenes.clone(),
         },
         Arc::new(SystemClock),
     );
@@ -132,6 +137,7 @@ pub fn build_context(
         );
     }
     let authority = build_authority(&config, &db, &store, face.recogniser_id())?;
+    let metrics = Arc::new(metrics::Metrics::default());
     let hosted = certify::hosted::HostedService::new(
         db.clone(),
         store.clone(),
@@ -139,11 +145,13 @@ pub fn build_context(
         authority,
         hosted_settings,
         Arc::new(SystemClock),
-    );
+    )
+    .with_metrics(metrics.clone());
     Ok(Arc::new(AppContext {
         templates: templates()?,
         hosted,
         store,
+        metrics,
         config,
         db,
         certify,

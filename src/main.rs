@@ -51,6 +51,94 @@ enum Command {
         #[command(subcommand)]
         command: IdentityCommand,
     },
+    /// Scenes (认证场景): groups of verifications with their own thresholds.
+    Scene {
+        #[command(subcommand)]
+        command: SceneCommand,
+    },
+    /// Metering: billing records and daily totals.
+    Billing {
+        #[command(subcommand)]
+        command: BillingCommand,
+    },
+    /// Print the admin API's OpenAPI document (JSON).
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum SceneCommand {
+    /// Create a scene of an app; prints its id.
+    Create {
+        #[arg(long)]
+        app_id: String,
+        #[arg(long)]
+        name: String,
+        /// The id to use (default: the next free one).
+        #[arg(long)]
+        scene_id: Option<i64>,
+        /// Product code of its verifications.
+        #[arg(long, default_value = "FACE")]
+        product: String,
+        #[command(flatten)]
+        settings: SceneArgs,
+        /// Make it the app's default scene (used by the gateway).
+        #[arg(long)]
+        default: bool,
+    },
+    /// List scenes (of one app with --app-id).
+    List {
+        #[arg(long)]
+        app_id: Option<String>,
+    },
+    /// Change a scene's name or thresholds; `--match-far default` (and so on) returns to the server's setting.
+    Update {
+        scene_id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        settings: SceneArgs,
+        /// Make it the app's default scene (used by the gateway).
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct SceneArgs {
+    /// Target false-accept rate of the face match: 1e-2, 1e-3 or 1e-4 (default: the server's).
+    #[arg(long)]
+    match_far: Option<String>,
+    /// Attempts a person gets, 1-5 (default: the server's).
+    #[arg(long)]
+    max_attempts: Option<String>,
+    /// Days a kept face image stays (default: the server's).
+    #[arg(long)]
+    retention_days: Option<String>,
+    /// Whether face images may be kept at all: yes (as the request asks) or no (never).
+    #[arg(long)]
+    keep_photos: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum BillingCommand {
+    /// CSV (header row first) of the billing records of the days FROM to TO (inclusive, UTC) on stdout.
+    Export {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long = "app")]
+        app_id: Option<String>,
+    },
+    /// Totals per day, app, scene, product and event of the days FROM to TO (inclusive, UTC).
+    Daily {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long = "app")]
+        app_id: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -191,6 +279,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Face { command } => face_command(command, &config),
         Command::Identity { command } => identity_command(command, config).await,
+        Command::Scene { command } => scene_command(command, config).await,
+        Command::Billing { command } => billing_command(command, config).await,
+        Command::Openapi => {
+            println!("{}", shiren::api::admin::spec_json());
+            Ok(())
+        }
         Command::Models { command } => match command {
             ModelsCommand::Install => {
                 let dir = config.effective_models_dir();
@@ -308,6 +402,171 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+    }
+}
+
+/// A threshold argument: a value, or `default` to use the server's setting.
+fn threshold<T: std::str::FromStr>(
+    arg: Option<&str>,
+    name: &str,
+) -> anyhow::Result<Option<Option<T>>> {
+    match arg.map(str::trim) {
+        None => Ok(None),
+        Some("default") => Ok(Some(None)),
+        Some(v) => v
+            .parse()
+            .map(|v| Some(Some(v)))
+            .map_err(|_| anyhow::anyhow!("--{name}: {v:?} is not a valid value")),
+    }
+}
+
+fn yes_no(arg: Option<&str>) -> anyhow::Result<Option<bool>> {
+    match arg.map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) if matches!(v.as_str(), "yes" | "true" | "1") => Ok(Some(true)),
+        Some(v) if matches!(v.as_str(), "no" | "false" | "0") => Ok(Some(false)),
+        Some(v) => anyhow::bail!("--keep-photos must be yes or no, not {v:?}"),
+    }
+}
+
+fn print_scene(s: &db::scenes::Scene) {
+    let or_default = |v: Option<String>| v.unwrap_or_else(|| "(server)".into());
+    println!(
+        "{:<8}  {:<32}  {:<24}  {:<6}  far {:<8}  attempts {:<8}  retention {:<8}  photos {:<3}{}",
+        s.scene_id,
+        s.app_id,
+        s.name,
+        s.product,
+        or_default(s.match_far.clone()),
+        or_default(s.max_attempts.map(|v| v.to_string())),
+        or_default(s.retention_days.map(|v| format!("{v}d"))),
+        if s.keep_photos { "yes" } else { "no" },
+        if s.is_default { "  default" } else { "" },
+    );
+}
+
+async fn scene_command(command: SceneCommand, config: Config) -> anyhow::Result<()> {
+    use db::scenes::{self, NewScene, SceneChanges, SceneSettings};
+    let database = shiren::open_database(&config).await?;
+    match command {
+        SceneCommand::Create {
+            app_id,
+            name,
+            scene_id,
+            product,
+            settings,
+            default,
+        } => {
+            anyhow::ensure!(
+                db::apps::find(&database, &app_id).await?.is_some(),
+                "no app with id {app_id}"
+            );
+            let s = SceneSettings {
+                match_far: threshold(settings.match_far.as_deref(), "match-far")?.flatten(),
+                max_attempts: threshold(settings.max_attempts.as_deref(), "max-attempts")?
+                    .flatten(),
+                retention_days: threshold(settings.retention_days.as_deref(), "retention-days")?
+                    .flatten(),
+            };
+            let scene = scenes::insert(
+                &database,
+                NewScene {
+                    scene_id,
+                    app_id,
+                    name,
+                    product: product.trim().to_ascii_uppercase(),
+                    settings: s,
+                    keep_photos: yes_no(settings.keep_photos.as_deref())?.unwrap_or(true),
+                    is_default: false,
+                },
+                now(),
+            )
+            .await?;
+            if default {
+                scenes::set_default(&database, scene.scene_id, now()).await?;
+            }
+            println!("{}", scene.scene_id);
+            Ok(())
+        }
+        SceneCommand::List { app_id } => {
+            for s in scenes::list(&database, app_id.as_deref()).await? {
+                print_scene(&s);
+            }
+            Ok(())
+        }
+        SceneCommand::Update {
+            scene_id,
+            name,
+            settings,
+            default,
+        } => {
+            let scene = scenes::update(
+                &database,
+                scene_id,
+                SceneChanges {
+                    name,
+                    match_far: threshold(settings.match_far.as_deref(), "match-far")?,
+                    max_attempts: threshold(settings.max_attempts.as_deref(), "max-attempts")?,
+                    retention_days: threshold(
+                        settings.retention_days.as_deref(),
+                        "retention-days",
+                    )?,
+                    keep_photos: yes_no(settings.keep_photos.as_deref())?,
+                },
+                now(),
+            )
+            .await?;
+            if default {
+                scenes::set_default(&database, scene_id, now()).await?;
+            }
+            match scenes::find(&database, scene.scene_id).await? {
+                Some(s) => print_scene(&s),
+                None => print_scene(&scene),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn billing_command(command: BillingCommand, config: Config) -> anyhow::Result<()> {
+    use shiren::billing::parse_day;
+    use shiren::db::billing::BillingFilter;
+    let filter = |from: &str, to: &str, app_id: Option<String>| -> anyhow::Result<BillingFilter> {
+        let from = parse_day(from).context("--from must be a day, YYYY-MM-DD")?;
+        let to = parse_day(to).context("--to must be a day, YYYY-MM-DD")?;
+        anyhow::ensure!(from <= to, "--from must not be after --to");
+        Ok(BillingFilter {
+            from_day: Some(from),
+            to_day: Some(to),
+            app_id,
+            ..Default::default()
+        })
+    };
+    match command {
+        BillingCommand::Export { from, to, app_id } => {
+            let f = filter(&from, &to, app_id)?;
+            let database = shiren::open_database(&config).await?;
+            let mut out = std::io::stdout().lock();
+            shiren::billing::export_csv(&database, &f, &mut out).await?;
+            Ok(())
+        }
+        BillingCommand::Daily { from, to, app_id } => {
+            let f = filter(&from, &to, app_id)?;
+            let database = shiren::open_database(&config).await?;
+            println!("day,app_id,scene_id,product,event,count");
+            for t in db::billing::daily(&database, &f).await? {
+                println!(
+                    "{},{},{},{},{},{}",
+                    t.day,
+                    shiren::billing::csv_field(&t.app_id),
+                    t.scene_id.map(|s| s.to_string()).unwrap_or_default(),
+                    t.product,
+                    t.event,
+                    t.count
+                );
+            }
+            Ok(())
         }
     }
 }

@@ -30,7 +30,12 @@ fn loggable_path(path: &str) -> String {
 
 /// Wraps every request in a span with a fresh request id, echoed as the `trace_id` response header
 /// (the Alipay SDKs surface it as `traceId`).
-pub async fn request_span<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+pub async fn request_span<E: Endpoint>(
+    ep: Arc<E>,
+    req: Request,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> poem::Result<Response> {
+    let method = req.method().as_str().to_string();
     let request_id = hex::encode(rand::random::<[u8; 8]>());
     let span = tracing::info_span!(
         "request",
@@ -47,6 +52,7 @@ pub async fn request_span<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result
         if let Ok(v) = request_id.parse() {
             resp.headers_mut().insert("trace_id", v);
         }
+        metrics.request(&method, resp.status().as_u16());
         tracing::info!(
             status = resp.status().as_u16(),
             elapsed_ms = start.elapsed().as_millis() as u64,

@@ -62,6 +62,7 @@ async fn images_are_deleted_after_their_retention() {
             certify_ttl_secs: 1800,
             token_ttl_secs: 600,
             max_contrast_picture_bytes: 1 << 20,
+            default_scenes: Default::default(),
         },
         Arc::new(At(now)),
     );

@@ -3,6 +3,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_gateway;
 mod m0002_hosted;
+mod m0003_metering;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_gateway::Migration),
             Box::new(m0002_hosted::Migration),
+            Box::new(m0003_metering::Migration),
         ]
     }
 }

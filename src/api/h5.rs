@@ -247,12 +247,12 @@ pub async fn challenge(
         .challenge(&token, session_of(jar).as_deref())
         .await
     {
-        Ok((id, number, c)) => json_response(
+        Ok((id, number, max_attempts, c)) => json_response(
             StatusCode::OK,
             json!({
                 "challenge_id": id,
                 "attempt": number,
-                "max_attempts": ctx.hosted.settings().max_attempts,
+                "max_attempts": max_attempts,
                 "actions": c.actions,
                 "baseline_ms": c.baseline_ms,
                 "action_ms": c.action_ms,

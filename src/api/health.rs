@@ -22,3 +22,12 @@ pub async fn readyz(Data(ctx): Data<&Arc<AppContext>>) -> poem::Response {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
     }
 }
+
+/// Prometheus metrics, text exposition format.
+#[handler]
+pub async fn metrics(Data(ctx): Data<&Arc<AppContext>>) -> poem::Response {
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .header("Cache-Control", "no-store")
+        .body(ctx.metrics.render())
+}

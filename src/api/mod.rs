@@ -1,4 +1,5 @@
 //! HTTP front doors. Handlers parse, call one service, and map the result; nothing else.
+pub mod admin;
 pub mod gateway;
 pub mod h5;
 pub mod health;
@@ -12,6 +13,7 @@ use crate::AppContext;
 
 /// All routes of the service.
 pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
+    let metrics = ctx.metrics.clone();
     Route::new()
         .at("/gateway.do", get(gateway::gateway).post(gateway::gateway))
         .at("/h5/certify/:token", get(h5::certify_page))
@@ -21,7 +23,9 @@ pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
         .at("/h5/assets/:name", get(h5::asset))
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
+        .at("/metrics", get(health::metrics))
+        .nest(admin::PREFIX, admin::service())
         .data(ctx)
         .with(CookieJarManager::new())
-        .around(crate::telemetry::request_span)
+        .around(move |ep, req| crate::telemetry::request_span(ep, req, metrics.clone()))
 }

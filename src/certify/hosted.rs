@@ -35,6 +35,8 @@ pub struct HostedSettings {
     pub max_frame_bytes: usize,
     /// Seconds an attempt may be submitted after its capture time has run out.
     pub submit_grace_secs: i64,
+    /// Whether face images may be kept (a scene may forbid it whatever the request asks).
+    pub keep_photos: bool,
 }
 
 impl Default for HostedSettings {
@@ -59,11 +61,32 @@ impl Default for HostedSettings {
             max_frames: 200,
             max_frame_bytes: 256 * 1024,
             submit_grace_secs: 120,
+            keep_photos: true,
         }
     }
 }
 
 impl HostedSettings {
+    /// These settings with a scene's thresholds in place of the defaults it overrides.
+    pub fn with_scene(&self, scene: &crate::db::scenes::Scene) -> HostedSettings {
+        let mut s = self.clone();
+        if let Some(far) = scene
+            .match_far
+            .as_deref()
+            .and_then(crate::face::compare::TargetFar::parse)
+        {
+            s.decision.match_threshold = far.score_threshold();
+        }
+        if let Some(n) = scene.max_attempts {
+            s.max_attempts = n;
+        }
+        if let Some(d) = scene.retention_days {
+            s.retention_days = d;
+        }
+        s.keep_photos = scene.keep_photos;
+        s
+    }
+
     /// The settings a config asks for; invalid values are named.
     pub fn from_config(c: &crate::config::Config) -> anyhow::Result<HostedSettings> {
         let d = &c.decision;
@@ -295,6 +318,7 @@ pub struct HostedService {
     authority: Arc<dyn Authority>,
     settings: HostedSettings,
     clock: Arc<dyn Clock>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl HostedService {
@@ -315,24 +339,46 @@ impl HostedService {
             authority,
             settings,
             clock,
+            metrics: Default::default(),
         }
+    }
+
+    /// Counts decisions, stage latencies and billing events into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> HostedService {
+        self.metrics = metrics;
+        self
     }
 
     pub fn settings(&self) -> &HostedSettings {
         &self.settings
     }
 
+    /// The settings of a verification: the defaults with its scene's thresholds.
+    async fn settings_for(
+        &self,
+        v: &verifications::Verification,
+    ) -> Result<HostedSettings, HostedError> {
+        Ok(match v.scene_id {
+            Some(id) => match crate::db::scenes::find(&self.db, id).await? {
+                Some(scene) => self.settings.with_scene(&scene),
+                None => self.settings.clone(),
+            },
+            None => self.settings.clone(),
+        })
+    }
+
     async fn view(&self, v: &verifications::Verification) -> Result<PageView, HostedError> {
+        let settings = self.settings_for(v).await?;
         Ok(PageView {
             certify_id: v.certify_id.clone(),
             app_id: v.app_id.clone(),
             return_url: return_url_with_id(&v.return_url, &v.certify_id),
-            reserve: v.reserve == super::request::ReserveStrategy::Reserve,
+            reserve: v.reserve == super::request::ReserveStrategy::Reserve && settings.keep_photos,
             state: v.state.at(self.clock.now(), v.expires_at),
             fail_reason: v.fail_reason.clone(),
             attempts_used: attempts::count(&self.db, &v.certify_id).await?,
-            max_attempts: self.settings.max_attempts,
-            retention_days: self.settings.retention_days,
+            max_attempts: settings.max_attempts,
+            retention_days: settings.retention_days,
         })
     }
 
@@ -415,11 +461,12 @@ impl HostedService {
         &self,
         token: &str,
         session: Option<&str>,
-    ) -> Result<(String, u32, Challenge), HostedError> {
+    ) -> Result<(String, u32, u32, Challenge), HostedError> {
         let v = self.in_progress(token, session).await?;
+        let max_attempts = self.settings_for(&v).await?.max_attempts;
         for _ in 0..3 {
             let used = attempts::count(&self.db, &v.certify_id).await?;
-            if used >= self.settings.max_attempts {
+            if used >= max_attempts {
                 return Err(HostedError::AttemptsExhausted);
             }
             let challenge = {
@@ -451,7 +498,7 @@ impl HostedService {
             )
             .await?
             {
-                return Ok((id, used + 1, challenge));
+                return Ok((id, used + 1, max_attempts, challenge));
             }
         }
         Err(HostedError::Internal(anyhow::anyhow!(
@@ -511,6 +558,7 @@ impl HostedService {
     ) -> Result<AttemptResult, HostedError> {
         let started = Instant::now();
         let v = self.in_progress(token, session).await?;
+        let settings = self.settings_for(&v).await?;
         let attempt = attempts::find(&self.db, challenge_id)
             .await?
             .filter(|a| a.certify_id == v.certify_id && a.submitted_at.is_none())
@@ -527,6 +575,7 @@ impl HostedService {
         }
         self.check_frames(&frames, &challenge)?;
 
+        let stage = Instant::now();
         let subject = verifications::find_subject(&self.db, &v.certify_id)
             .await?
             .ok_or(HostedError::TokenInvalid)?;
@@ -555,11 +604,15 @@ impl HostedService {
             Lookup::NotFound => AuthorityAnswer::NotFound,
         };
 
+        self.metrics.stage("authority", stage.elapsed());
+        let stage = Instant::now();
         let engine = self.engine.clone();
         let (observations, frames) =
             tokio::task::spawn_blocking(move || observe_all(engine.as_ref(), frames))
                 .await
                 .map_err(|e| HostedError::Internal(e.into()))??;
+        self.metrics.stage("observe", stage.elapsed());
+        let stage = Instant::now();
         let d = decision::decide(
             &DecisionInput {
                 authority: answer,
@@ -568,10 +621,11 @@ impl HostedService {
                 observations: &observations,
                 challenge: &challenge,
             },
-            &self.settings.decision,
+            &settings.decision,
         );
+        self.metrics.stage("decide", stage.elapsed());
 
-        let attempts_left = self.settings.max_attempts.saturating_sub(attempt.attempt);
+        let attempts_left = settings.max_attempts.saturating_sub(attempt.attempt);
         let outcome = match d.fail_reason {
             None => "passed",
             Some(r) if r.retryable() && attempts_left > 0 => "retry",
@@ -590,7 +644,7 @@ impl HostedService {
 
         // The face image, kept only when the merchant asked for it.
         let face_key = match (is_final, v.reserve, d.best_frame) {
-            (true, super::request::ReserveStrategy::Reserve, Some(i)) => {
+            (true, super::request::ReserveStrategy::Reserve, Some(i)) if settings.keep_photos => {
                 let key = format!("faces/{}", v.certify_id);
                 self.store
                     .put(&key, &frames[i])
@@ -612,6 +666,18 @@ impl HostedService {
         })
         .to_string();
         let reason_code = d.fail_reason.map(FailReason::code);
+        let billing = if is_final {
+            crate::billing::billing_event(
+                &v.product,
+                d.passed,
+                &v.app_id,
+                v.scene_id,
+                &v.outer_order_no,
+            )
+        } else {
+            None
+        };
+        let stage = Instant::now();
         let recorded = verifications::record_attempt(
             &self.db,
             attempts::AttemptOutcome {
@@ -629,6 +695,7 @@ impl HostedService {
                 identity_info: &identity_info,
                 material_info: &material_info,
                 face_image_key: face_key.as_deref(),
+                billing: billing.clone(),
             }),
             self.clock.now(),
         )
@@ -643,6 +710,12 @@ impl HostedService {
         if !recorded {
             self.forget(face_key.as_deref()).await;
             return Err(HostedError::ChallengeInvalid);
+        }
+        self.metrics.stage("record", stage.elapsed());
+        self.metrics.stage("total", started.elapsed());
+        self.metrics.decision(outcome, reason_code.unwrap_or("-"));
+        if let Some(b) = &billing {
+            self.metrics.billing_event(&b.product, b.event);
         }
         tracing::info!(
             certify_id = %v.certify_id,
@@ -664,14 +737,37 @@ impl HostedService {
     }
 
     /// Deletes kept images older than the retention period (the face image and the merchant's picture of
-    /// verifications decided, or expired, more than `retention_days` ago). Returns how many verifications were
-    /// cleaned.
+    /// verifications decided, or expired, more than `retention_days` ago; a scene may set its own period). Returns
+    /// how many verifications were cleaned.
     pub async fn purge_images(&self) -> Result<usize, HostedError> {
         let now = self.clock.now();
+        let own: Vec<(i64, u32)> = crate::db::scenes::list(&self.db, None)
+            .await?
+            .into_iter()
+            .filter_map(|s| s.retention_days.map(|d| (s.scene_id, d)))
+            .collect();
+        let mut cleaned = 0;
+        for (id, days) in &own {
+            let before = now - i64::from(*days) * 86_400;
+            cleaned += self
+                .purge_where(before, verifications::Scenes::Only(vec![*id]), now)
+                .await?;
+        }
         let before = now - i64::from(self.settings.retention_days) * 86_400;
+        let others = verifications::Scenes::Except(own.iter().map(|(id, _)| *id).collect());
+        cleaned += self.purge_where(before, others, now).await?;
+        Ok(cleaned)
+    }
+
+    async fn purge_where(
+        &self,
+        before: i64,
+        scenes: verifications::Scenes,
+        now: i64,
+    ) -> Result<usize, HostedError> {
         let mut cleaned = 0;
         loop {
-            let batch = verifications::images_older_than(&self.db, before, 100).await?;
+            let batch = verifications::images_older_than(&self.db, before, &scenes, 100).await?;
             if batch.is_empty() {
                 return Ok(cleaned);
             }
@@ -750,7 +846,34 @@ fn observe_all(
 
 #[cfg(test)]
 mod tests {
-    use super::return_url_with_id;
+    use super::{return_url_with_id, HostedSettings};
+
+    #[test]
+    fn a_scene_overrides_only_what_it_sets() {
+        let base = HostedSettings::default();
+        let mut scene = crate::db::scenes::Scene {
+            scene_id: 1,
+            app_id: "a".into(),
+            name: "s".into(),
+            product: "FACE".into(),
+            match_far: Some("1e-4".into()),
+            max_attempts: None,
+            retention_days: Some(7),
+            keep_photos: false,
+            is_default: false,
+            created_at: 0,
+        };
+        let s = base.with_scene(&scene);
+        assert_eq!(s.decision.match_threshold, 80.0);
+        assert_eq!(s.max_attempts, base.max_attempts);
+        assert_eq!(s.retention_days, 7);
+        assert!(!s.keep_photos);
+        scene.match_far = None;
+        scene.max_attempts = Some(1);
+        let s = base.with_scene(&scene);
+        assert_eq!(s.decision.match_threshold, base.decision.match_threshold);
+        assert_eq!(s.max_attempts, 1);
+    }
 
     #[test]
     fn return_url_gets_only_the_certify_id() {

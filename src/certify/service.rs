@@ -42,6 +42,8 @@ pub struct ServiceSettings {
     pub certify_ttl_secs: i64,
     pub token_ttl_secs: i64,
     pub max_contrast_picture_bytes: usize,
+    /// The scene of an app's verifications instead of its default scene, by app id.
+    pub default_scenes: std::collections::BTreeMap<String, i64>,
 }
 
 /// What `query` reports.
@@ -137,6 +139,7 @@ impl CertifyService {
         {
             return same_or_conflict(existing);
         }
+        let scene_id = self.scene_for(app, &request.biz_code).await?;
         let certify_id = new_certify_id();
         let picture_key = match &request.contrast_picture {
             Some(p) => {
@@ -157,6 +160,7 @@ impl CertifyService {
                 app_id: &app.app_id,
                 request: &request,
                 contrast_picture_key: picture_key.clone(),
+                scene_id: Some(scene_id),
                 now,
                 expires_at: now + self.settings.certify_ttl_secs,
             },
@@ -180,6 +184,25 @@ impl CertifyService {
                 Err(e.into())
             }
         }
+    }
+
+    /// The scene of a new verification of `app`: the one the config names for the app, else the app's default
+    /// scene (created on first use).
+    async fn scene_for(&self, app: &App, product: &str) -> Result<i64, CertifyError> {
+        if let Some(&id) = self.settings.default_scenes.get(&app.app_id) {
+            return match crate::db::scenes::find(&self.db, id).await? {
+                Some(s) if s.app_id == app.app_id => Ok(s.scene_id),
+                _ => Err(CertifyError::Internal(anyhow::anyhow!(
+                    "default_scenes names scene {id} for app {}, which is not one of its scenes",
+                    app.app_id
+                ))),
+            };
+        }
+        Ok(
+            crate::db::scenes::default_for_app(&self.db, &app.app_id, product, self.clock.now())
+                .await?
+                .scene_id,
+        )
     }
 
     /// `certify`: checks the verification can still be done and mints a one-time token for the hosted page.

@@ -52,6 +52,7 @@ pub mod verification {
         pub decided_at: Option<i64>,
         pub decision: Option<String>,
         pub face_image_key: Option<String>,
+        pub scene_id: Option<i64>,
     }
 
     impl std::fmt::Debug for Model {
@@ -136,6 +137,57 @@ pub mod attempt {
         pub fail_reason: Option<String>,
         pub checks: Option<String>,
         pub decision_ms: Option<i32>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod scene {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scenes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub scene_id: i64,
+        pub app_id: String,
+        pub name: String,
+        pub product: String,
+        pub match_far: Option<String>,
+        pub max_attempts: Option<i32>,
+        pub retention_days: Option<i32>,
+        pub keep_photos: bool,
+        pub is_default: bool,
+        pub status: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod billing_record {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "billing_records")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub certify_id: String,
+        pub event: String,
+        pub app_id: String,
+        pub scene_id: Option<i64>,
+        pub product: String,
+        pub outer_order_no: String,
+        pub day: String,
+        pub billed_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

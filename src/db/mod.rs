@@ -1,8 +1,10 @@
 //! The database: connection, migrations, and queries that return domain types.
 pub mod apps;
 pub mod attempts;
+pub mod billing;
 mod entities;
 pub mod identities;
+pub mod scenes;
 pub mod verifications;
 
 use migration::{Migrator, MigratorTrait};

@@ -30,6 +30,10 @@ pub struct Verification {
     pub decision: Option<String>,
     /// The object-store key of the kept face image (only when the merchant asked to keep it).
     pub face_image_key: Option<String>,
+    /// The scene the verification belongs to (none for verifications older than scenes).
+    pub scene_id: Option<i64>,
+    /// Product code (`biz_code` of the gateway: `FACE`).
+    pub product: String,
 }
 
 fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
@@ -53,6 +57,8 @@ fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
         decided_at: m.decided_at,
         decision: m.decision,
         face_image_key: m.face_image_key,
+        scene_id: m.scene_id,
+        product: m.biz_code,
     })
 }
 
@@ -62,6 +68,7 @@ pub struct NewVerification<'a> {
     pub app_id: &'a str,
     pub request: &'a InitializeRequest,
     pub contrast_picture_key: Option<String>,
+    pub scene_id: Option<i64>,
     pub now: i64,
     pub expires_at: i64,
 }
@@ -101,6 +108,7 @@ pub async fn insert(
         decided_at: Set(None),
         decision: Set(None),
         face_image_key: Set(None),
+        scene_id: Set(new.scene_id),
     };
     match verification::Entity::insert(model)
         .exec_without_returning(db)
@@ -251,6 +259,8 @@ pub struct Verdict<'a> {
     pub identity_info: &'a str,
     pub material_info: &'a str,
     pub face_image_key: Option<&'a str>,
+    /// The billable event of this verdict, written in the same transaction.
+    pub billing: Option<super::billing::BillingEvent>,
 }
 
 /// Records an attempt's outcome and, when final, the verification's verdict, in one transaction. Returns false
@@ -303,6 +313,17 @@ pub async fn record_attempt(
             txn.rollback().await?;
             return Ok(false);
         }
+        if let Some(event) = &v.billing {
+            if !super::billing::insert(&txn, v.certify_id, event, now).await? {
+                // Only one verdict can move a verification out of progress, so this cannot happen; refuse to
+                // decide rather than bill twice.
+                txn.rollback().await?;
+                return Err(DbErr::Custom(format!(
+                    "{} already has a {} billing record",
+                    v.certify_id, event.event
+                )));
+            }
+        }
     }
     txn.commit().await?;
     Ok(true)
@@ -323,15 +344,33 @@ pub async fn find_token(
         }))
 }
 
+/// Which scenes' verifications a query covers.
+pub enum Scenes {
+    Only(Vec<i64>),
+    /// Every verification not in these scenes, and those without a scene.
+    Except(Vec<i64>),
+}
+
 /// Kept images (the face image, the merchant's contrast picture) of verifications decided or created before
 /// `before`: their object-store keys, with the verification they belong to.
 pub async fn images_older_than(
     db: &DatabaseConnection,
     before: i64,
+    scenes: &Scenes,
     limit: u64,
 ) -> Result<Vec<(String, Vec<String>)>, DbErr> {
     use sea_orm::{Condition, QuerySelect};
-    let rows = verification::Entity::find()
+    let q = match scenes {
+        Scenes::Only(ids) => verification::Entity::find()
+            .filter(verification::Column::SceneId.is_in(ids.iter().copied())),
+        Scenes::Except(ids) if ids.is_empty() => verification::Entity::find(),
+        Scenes::Except(ids) => verification::Entity::find().filter(
+            Condition::any()
+                .add(verification::Column::SceneId.is_null())
+                .add(verification::Column::SceneId.is_not_in(ids.iter().copied())),
+        ),
+    };
+    let rows = q
         .filter(
             Condition::any()
                 .add(verification::Column::FaceImageKey.is_not_null())
@@ -377,4 +416,89 @@ pub async fn clear_images(
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Which verifications a listing covers; days are inclusive UTC days of creation.
+#[derive(Clone, Debug, Default)]
+pub struct VerificationFilter {
+    /// Created at or after this Unix time.
+    pub created_from: Option<i64>,
+    /// Created before this Unix time.
+    pub created_before: Option<i64>,
+    pub app_id: Option<String>,
+    pub scene_id: Option<i64>,
+    pub product: Option<String>,
+    /// Stored states to include (`passed`, `failed`, `initialized`, `in_progress`).
+    pub states: Option<Vec<&'static str>>,
+    pub certify_id: Option<String>,
+    pub outer_order_no: Option<String>,
+}
+
+impl VerificationFilter {
+    fn apply(
+        &self,
+        mut q: sea_orm::Select<verification::Entity>,
+    ) -> sea_orm::Select<verification::Entity> {
+        if let Some(t) = self.created_from {
+            q = q.filter(verification::Column::CreatedAt.gte(t));
+        }
+        if let Some(t) = self.created_before {
+            q = q.filter(verification::Column::CreatedAt.lt(t));
+        }
+        if let Some(a) = &self.app_id {
+            q = q.filter(verification::Column::AppId.eq(a.as_str()));
+        }
+        if let Some(s) = self.scene_id {
+            q = q.filter(verification::Column::SceneId.eq(s));
+        }
+        if let Some(p) = &self.product {
+            q = q.filter(verification::Column::BizCode.eq(p.as_str()));
+        }
+        if let Some(states) = &self.states {
+            q = q.filter(verification::Column::State.is_in(states.iter().copied()));
+        }
+        if let Some(c) = &self.certify_id {
+            q = q.filter(verification::Column::CertifyId.eq(c.as_str()));
+        }
+        if let Some(o) = &self.outer_order_no {
+            q = q.filter(verification::Column::OuterOrderNo.eq(o.as_str()));
+        }
+        q
+    }
+}
+
+/// Up to `limit` verifications after the position `after` (creation time, certify_id), oldest first.
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &VerificationFilter,
+    after: Option<(i64, String)>,
+    limit: u64,
+) -> Result<Vec<Verification>, DbErr> {
+    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    let mut q = filter.apply(verification::Entity::find());
+    if let Some((t, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(verification::Column::CreatedAt.gt(t))
+                .add(
+                    Condition::all()
+                        .add(verification::Column::CreatedAt.eq(t))
+                        .add(verification::Column::CertifyId.gt(id)),
+                ),
+        );
+    }
+    q.order_by_asc(verification::Column::CreatedAt)
+        .order_by_asc(verification::Column::CertifyId)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}
+
+/// How many verifications a filter covers.
+pub async fn count(db: &DatabaseConnection, filter: &VerificationFilter) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    filter.apply(verification::Entity::find()).count(db).await
 }

@@ -1,0 +1,483 @@
+//! The admin API (`/admin/api/…`): reconciliation and detail queries (对账/明细) for operators, with bearer-token
+//! auth. Handlers parse, call the database layer, and map the result.
+use std::sync::Arc;
+
+use poem::Request;
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::{Attachment, AttachmentType, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, SecurityScheme};
+use sha2::{Digest, Sha256};
+
+use crate::billing::parse_day;
+use crate::db::billing::{self, BillingFilter};
+use crate::db::verifications::{self, VerificationFilter};
+use crate::AppContext;
+
+/// Where the admin API is mounted.
+pub const PREFIX: &str = "/admin/api";
+
+/// Whether `given` is the configured admin token, compared in constant time (both are hashed first, so neither
+/// the length nor a prefix of the token leaks through timing).
+pub fn token_matches(configured: Option<&str>, given: &str) -> bool {
+    let Some(configured) = configured.filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let a = Sha256::digest(configured.as_bytes());
+    let b = Sha256::digest(given.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The operator, authenticated by the admin token (`admin_token`, `SHIREN_ADMIN_TOKEN`).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_admin")]
+pub struct AdminAuth(());
+
+async fn check_admin(req: &Request, bearer: Bearer) -> Option<()> {
+    let ctx = req.data::<Arc<AppContext>>()?;
+    token_matches(ctx.config.admin_token.as_deref(), &bearer.token).then_some(())
+}
+
+/// An error the caller can act on.
+#[derive(Object)]
+pub struct ErrorBody {
+    /// Stable code: `INVALID_PARAMETER`, `NOT_FOUND` or `SYSTEM_ERROR`.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(ApiResponse)]
+pub enum AdminError {
+    /// A parameter is malformed.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No such object.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The database failed; retry later.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn bad(message: impl Into<String>) -> AdminError {
+    AdminError::BadRequest(Json(ErrorBody {
+        code: "INVALID_PARAMETER".into(),
+        message: message.into(),
+    }))
+}
+
+impl From<sea_orm::DbErr> for AdminError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        tracing::error!(error = %e, "admin query failed");
+        AdminError::Unavailable(Json(ErrorBody {
+            code: "SYSTEM_ERROR".into(),
+            message: "the database is unavailable".into(),
+        }))
+    }
+}
+
+/// A verification, without personal data.
+#[derive(Object)]
+pub struct VerificationItem {
+    pub certify_id: String,
+    pub app_id: String,
+    pub scene_id: Option<i64>,
+    pub product: String,
+    pub outer_order_no: String,
+    /// `initialized`, `in_progress`, `passed`, `failed` or `expired`.
+    pub state: String,
+    pub passed: Option<bool>,
+    pub fail_reason: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+/// A page of verifications.
+#[derive(Object)]
+pub struct VerificationPage {
+    pub items: Vec<VerificationItem>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A billing record.
+#[derive(Object)]
+pub struct BillingItem {
+    pub id: i64,
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    pub billed_at: i64,
+    pub app_id: String,
+    pub scene_id: Option<i64>,
+    pub product: String,
+    /// `PASS` (FACE) or `CALL` (per-call products).
+    pub event: String,
+    pub certify_id: String,
+    pub outer_order_no: String,
+}
+
+/// A page of billing records.
+#[derive(Object)]
+pub struct BillingPage {
+    pub items: Vec<BillingItem>,
+    pub next_cursor: Option<String>,
+}
+
+/// Billable events of one day, app, scene, product and event.
+#[derive(Object)]
+pub struct DailyItem {
+    pub day: String,
+    pub app_id: String,
+    pub scene_id: Option<i64>,
+    pub product: String,
+    pub event: String,
+    pub count: u64,
+}
+
+/// Daily totals and their sum.
+#[derive(Object)]
+pub struct DailyTotals {
+    pub items: Vec<DailyItem>,
+    pub total: u64,
+}
+
+/// A scene and its thresholds (unset: the server's setting).
+#[derive(Object)]
+pub struct SceneItem {
+    pub scene_id: i64,
+    pub app_id: String,
+    pub name: String,
+    pub product: String,
+    pub match_far: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub retention_days: Option<u32>,
+    pub keep_photos: bool,
+    pub is_default: bool,
+}
+
+const MAX_LIMIT: u32 = 500;
+
+/// Checked `from`/`to` days; both optional.
+fn days(
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<(Option<String>, Option<String>), AdminError> {
+    let from = from
+        .map(|d| parse_day(&d).ok_or_else(|| bad("from must be a day, YYYY-MM-DD")))
+        .transpose()?;
+    let to = to
+        .map(|d| parse_day(&d).ok_or_else(|| bad("to must be a day, YYYY-MM-DD")))
+        .transpose()?;
+    if let (Some(f), Some(t)) = (&from, &to) {
+        if f > t {
+            return Err(bad("from must not be after to"));
+        }
+    }
+    Ok((from, to))
+}
+
+fn day_start(day: &str) -> i64 {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp())
+        .unwrap_or(0)
+}
+
+fn limit_of(limit: Option<u32>) -> Result<u64, AdminError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(u64::from(n)),
+        Some(_) => Err(bad(format!("limit must be 1 to {MAX_LIMIT}"))),
+    }
+}
+
+fn states_of(outcome: Option<&str>) -> Result<Option<Vec<&'static str>>, AdminError> {
+    Ok(match outcome {
+        None => None,
+        Some("passed") => Some(vec!["passed"]),
+        Some("failed") => Some(vec!["failed"]),
+        Some("undecided") => Some(vec!["initialized", "in_progress"]),
+        Some(_) => return Err(bad("outcome must be passed, failed or undecided")),
+    })
+}
+
+fn product_of(product: Option<String>) -> Result<Option<String>, AdminError> {
+    match product {
+        Some(p) if !crate::db::scenes::PRODUCTS.contains(&p.as_str()) => {
+            Err(bad("unknown product"))
+        }
+        p => Ok(p),
+    }
+}
+
+/// The admin API.
+pub struct AdminApi;
+
+#[OpenApi]
+impl AdminApi {
+    /// Verifications created on the days `from`..=`to` (UTC), oldest first, by app, scene, product and outcome.
+    #[oai(path = "/verifications", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn verifications(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        app_id: Query<Option<String>>,
+        scene_id: Query<Option<i64>>,
+        product: Query<Option<String>>,
+        outcome: Query<Option<String>>,
+        outer_order_no: Query<Option<String>>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<VerificationPage>, AdminError> {
+        let (from, to) = days(from.0, to.0)?;
+        let limit = limit_of(limit.0)?;
+        let after = match cursor.0.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(
+                c.split_once('.')
+                    .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_string())))
+                    .ok_or_else(|| bad("cursor is not one this API handed out"))?,
+            ),
+        };
+        let filter = VerificationFilter {
+            created_from: from.as_deref().map(day_start),
+            created_before: to.as_deref().map(|d| day_start(d) + 86_400),
+            app_id: app_id.0,
+            scene_id: scene_id.0,
+            product: product_of(product.0)?,
+            states: states_of(outcome.0.as_deref())?,
+            outer_order_no: outer_order_no.0,
+            certify_id: None,
+        };
+        let rows = verifications::list(&ctx.db, &filter, after, limit).await?;
+        let now = ctx.certify.clock().now();
+        let next_cursor = (rows.len() as u64 == limit)
+            .then(|| {
+                rows.last()
+                    .map(|v| format!("{}.{}", v.created_at, v.certify_id))
+            })
+            .flatten();
+        Ok(Json(VerificationPage {
+            items: rows
+                .into_iter()
+                .map(|v| VerificationItem {
+                    state: v.state.at(now, v.expires_at).as_str().to_string(),
+                    certify_id: v.certify_id,
+                    app_id: v.app_id,
+                    scene_id: v.scene_id,
+                    product: v.product,
+                    outer_order_no: v.outer_order_no,
+                    passed: v.passed,
+                    fail_reason: v.fail_reason,
+                    created_at: v.created_at,
+                    decided_at: v.decided_at,
+                })
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    /// Billing records of the days `from`..=`to` (UTC), in the order they were written.
+    #[oai(path = "/billing/records", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn billing_records(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        app_id: Query<Option<String>>,
+        scene_id: Query<Option<i64>>,
+        product: Query<Option<String>>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<BillingPage>, AdminError> {
+        let (from_day, to_day) = days(from.0, to.0)?;
+        let limit = limit_of(limit.0)?;
+        let after = match cursor.0.as_deref() {
+            None | Some("") => None,
+            Some(c) => Some(
+                c.parse::<i64>()
+                    .map_err(|_| bad("cursor is not one this API handed out"))?,
+            ),
+        };
+        let filter = BillingFilter {
+            from_day,
+            to_day,
+            app_id: app_id.0,
+            scene_id: scene_id.0,
+            product: product_of(product.0)?,
+        };
+        let rows = billing::list(&ctx.db, &filter, after, limit).await?;
+        let next_cursor = (rows.len() as u64 == limit)
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten();
+        Ok(Json(BillingPage {
+            items: rows
+                .into_iter()
+                .map(|r| BillingItem {
+                    id: r.id,
+                    day: r.day,
+                    billed_at: r.billed_at,
+                    app_id: r.app_id,
+                    scene_id: r.scene_id,
+                    product: r.product,
+                    event: r.event,
+                    certify_id: r.certify_id,
+                    outer_order_no: r.outer_order_no,
+                })
+                .collect(),
+            next_cursor,
+        }))
+    }
+
+    /// Billable events per day, app, scene, product and event of the days `from`..=`to` (UTC), with their sum.
+    #[oai(path = "/billing/daily", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn billing_daily(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        app_id: Query<Option<String>>,
+        scene_id: Query<Option<i64>>,
+        product: Query<Option<String>>,
+    ) -> Result<Json<DailyTotals>, AdminError> {
+        let (from_day, to_day) = days(from.0, to.0)?;
+        let filter = BillingFilter {
+            from_day,
+            to_day,
+            app_id: app_id.0,
+            scene_id: scene_id.0,
+            product: product_of(product.0)?,
+        };
+        let items: Vec<DailyItem> = billing::daily(&ctx.db, &filter)
+            .await?
+            .into_iter()
+            .map(|t| DailyItem {
+                day: t.day,
+                app_id: t.app_id,
+                scene_id: t.scene_id,
+                product: t.product,
+                event: t.event,
+                count: t.count,
+            })
+            .collect();
+        Ok(Json(DailyTotals {
+            total: items.iter().map(|i| i.count).sum(),
+            items,
+        }))
+    }
+
+    /// The billing records of the days `from`..=`to` (UTC) as CSV with a header row.
+    #[oai(path = "/billing/export.csv", method = "get")]
+    async fn billing_export(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        from: Query<String>,
+        to: Query<String>,
+        app_id: Query<Option<String>>,
+    ) -> Result<Attachment<Vec<u8>>, AdminError> {
+        let (from_day, to_day) = days(Some(from.0), Some(to.0))?;
+        let filter = BillingFilter {
+            from_day: from_day.clone(),
+            to_day: to_day.clone(),
+            app_id: app_id.0,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        crate::billing::export_csv(&ctx.db, &filter, &mut out)
+            .await
+            .map_err(|e| match e.downcast::<sea_orm::DbErr>() {
+                Ok(db) => AdminError::from(db),
+                Err(e) => AdminError::from(sea_orm::DbErr::Custom(e.to_string())),
+            })?;
+        Ok(Attachment::new(out)
+            .attachment_type(AttachmentType::Attachment)
+            .filename(format!(
+                "billing-{}-{}.csv",
+                from_day.unwrap_or_default(),
+                to_day.unwrap_or_default()
+            )))
+    }
+
+    /// Scenes, of one app or of all.
+    #[oai(path = "/scenes", method = "get")]
+    async fn scenes(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        app_id: Query<Option<String>>,
+    ) -> Result<Json<Vec<SceneItem>>, AdminError> {
+        Ok(Json(
+            crate::db::scenes::list(&ctx.db, app_id.0.as_deref())
+                .await?
+                .into_iter()
+                .map(|s| SceneItem {
+                    scene_id: s.scene_id,
+                    app_id: s.app_id,
+                    name: s.name,
+                    product: s.product,
+                    match_far: s.match_far,
+                    max_attempts: s.max_attempts,
+                    retention_days: s.retention_days,
+                    keep_photos: s.keep_photos,
+                    is_default: s.is_default,
+                })
+                .collect(),
+        ))
+    }
+
+    /// One verification.
+    #[oai(path = "/verifications/:certify_id", method = "get")]
+    async fn verification(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        certify_id: Path<String>,
+    ) -> Result<Json<VerificationItem>, AdminError> {
+        let v = verifications::find(&ctx.db, &certify_id.0)
+            .await?
+            .ok_or_else(|| {
+                AdminError::NotFound(Json(ErrorBody {
+                    code: "NOT_FOUND".into(),
+                    message: "no such verification".into(),
+                }))
+            })?;
+        let now = ctx.certify.clock().now();
+        Ok(Json(VerificationItem {
+            state: v.state.at(now, v.expires_at).as_str().to_string(),
+            certify_id: v.certify_id,
+            app_id: v.app_id,
+            scene_id: v.scene_id,
+            product: v.product,
+            outer_order_no: v.outer_order_no,
+            passed: v.passed,
+            fail_reason: v.fail_reason,
+            created_at: v.created_at,
+            decided_at: v.decided_at,
+        }))
+    }
+}
+
+/// The admin API service, to be nested at [`PREFIX`].
+pub fn service() -> OpenApiService<AdminApi, ()> {
+    OpenApiService::new(AdminApi, "shiren admin API", env!("CARGO_PKG_VERSION"))
+        .description("Reconciliation and detail queries (对账/明细) of shiren: verifications, billing records, daily totals and CSV export. Authenticate with `Authorization: Bearer <admin token>`.")
+        .server(PREFIX)
+}
+
+/// The OpenAPI document of the admin API (the one committed under `openapi/`).
+pub fn spec_json() -> String {
+    service().spec()
+}

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,55 +13,14 @@ use serde_json::{json, Value};
 
 const APP_ID: &str = "2021000000000007";
 
-fn ffmpeg(args: &[&str]) {
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg (Debian package) is installed");
-    assert!(st.success(), "ffmpeg {args:?}");
-}
-
-/// The frames of d3 performing turn-left then open-mouth in the challenge's windows (see tests/metering.rs).
+/// The frames of d3 performing turn-left then open-mouth in the challenge's windows, as the page uploads them.
 fn frames(dir: &Path) -> Option<Vec<Value>> {
-    let d3 = common::shared_data("videos/d3.mp4")?;
-    let fd = dir.join("frames");
-    std::fs::create_dir_all(&fd).unwrap();
-    ffmpeg(&[
-        "-ss",
-        "5.5",
-        "-t",
-        "6.5",
-        "-i",
-        d3.to_str().unwrap(),
-        "-an",
-        "-vf",
-        "fps=8,scale='min(480,iw)':-2",
-        "-q:v",
-        "4",
-        fd.join("%03d.jpg").to_str().unwrap(),
-    ]);
-    ffmpeg(&[
-        "-ss",
-        "1.5",
-        "-i",
-        d3.to_str().unwrap(),
-        "-frames:v",
-        "1",
-        dir.join("a.png").to_str().unwrap(),
-    ]);
-    let mut files: Vec<_> = std::fs::read_dir(&fd)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    files.truncate(52);
+    let (jpegs, _) = common::d3_challenge_material(dir)?;
     Some(
-        files
+        jpegs
             .iter()
             .enumerate()
-            .map(|(i, f)| json!({"t_ms": i * 125, "jpeg": base64::engine::general_purpose::STANDARD.encode(std::fs::read(f).unwrap())}))
+            .map(|(i, j)| json!({"t_ms": i * 125, "jpeg": base64::engine::general_purpose::STANDARD.encode(j)}))
             .collect(),
     )
 }

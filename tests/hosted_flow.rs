@@ -14,15 +14,6 @@ const APP_ID: &str = "2021000000000042";
 const RETURN: &str = "http://127.0.0.1:9/back/";
 const UA_MINIPROGRAM: &str = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Mobile Safari/537.36 AlipayClient/10.6.0 MiniProgram";
 
-fn ffmpeg(args: &[&str]) {
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg (Debian package) is installed");
-    assert!(st.success(), "ffmpeg {args:?}");
-}
-
 const Y4M_SCALE: &str = "scale='min(640,iw)':'min(480,ih)':force_original_aspect_ratio=decrease:force_divisible_by=2,format=yuv420p";
 
 /// The test material, made from `../shared/data` into a temp dir.
@@ -45,7 +36,7 @@ fn material(dir: &Path) -> Option<Material> {
     };
     // The capture starts about 2.2 s after the camera opens (consent, start, countdown); the clip loops. Starting
     // at 4.0 s puts the turn (≈8.4–8.9 s) after the 1.5 s opening phase and the open mouth (9.6–11.1 s) after it.
-    ffmpeg(&[
+    common::ffmpeg(&[
         "-ss",
         "4.0",
         "-t",
@@ -59,7 +50,7 @@ fn material(dir: &Path) -> Option<Material> {
         "yuv4mpegpipe",
         m.d3_clip.to_str().unwrap(),
     ]);
-    ffmpeg(&[
+    common::ffmpeg(&[
         "-loop",
         "1",
         "-t",
@@ -74,7 +65,7 @@ fn material(dir: &Path) -> Option<Material> {
         "yuv4mpegpipe",
         m.still.to_str().unwrap(),
     ]);
-    ffmpeg(&[
+    common::ffmpeg(&[
         "-ss",
         "1.5",
         "-i",
@@ -130,7 +121,7 @@ fn setup(backend: Backend, m: &Material) -> Setup {
         dir.join("c.jpg"),
     )
     .unwrap();
-    ffmpeg(&[
+    common::ffmpeg(&[
         "-f",
         "lavfi",
         "-i",

@@ -3,8 +3,6 @@
 //! the admin API's listings, paging and totals against the CSV of `shiren billing export`.
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -16,15 +14,6 @@ use shiren::config::Config;
 const APP_ID: &str = "2021000000000005";
 const OTHER_APP: &str = "2021000000000006";
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
-
-fn ffmpeg(args: &[&str]) {
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args)
-        .status()
-        .expect("ffmpeg (Debian package) is installed");
-    assert!(st.success(), "ffmpeg {args:?}");
-}
 
 fn cert_no(seq: u32) -> String {
     shiren::certify::idcard::with_check_char(&format!("11010119900307{seq:03}"))
@@ -197,49 +186,6 @@ fn scene_cli_postgres() {
     scene_cli(Backend::Postgres);
 }
 
-/// 52 frames (8 fps, 6.5 s) of d3 in which the fixed challenge turn-left, open-mouth is performed in its windows
-/// (opening 0–1.5 s, turn 1.5–4 s, mouth 4–6.5 s), and a frame of d3 as her registered photo.
-fn material(dir: &Path) -> Option<(Vec<Vec<u8>>, PathBuf)> {
-    let d3 = common::shared_data("videos/d3.mp4")?;
-    let frames_dir = dir.join("frames");
-    std::fs::create_dir_all(&frames_dir).unwrap();
-    ffmpeg(&[
-        "-ss",
-        "5.5",
-        "-t",
-        "6.5",
-        "-i",
-        d3.to_str().unwrap(),
-        "-an",
-        "-vf",
-        "fps=8,scale='min(480,iw)':-2",
-        "-q:v",
-        "4",
-        frames_dir.join("%03d.jpg").to_str().unwrap(),
-    ]);
-    let mut files: Vec<_> = std::fs::read_dir(&frames_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    files.truncate(52);
-    let photo = dir.join("a.png");
-    ffmpeg(&[
-        "-ss",
-        "1.5",
-        "-i",
-        d3.to_str().unwrap(),
-        "-frames:v",
-        "1",
-        photo.to_str().unwrap(),
-    ]);
-    Some((
-        files.iter().map(|f| std::fs::read(f).unwrap()).collect(),
-        photo,
-    ))
-}
-
 struct Running {
     ctx: Arc<shiren::AppContext>,
     url: String,
@@ -353,7 +299,7 @@ async fn admin(r: &Running, client: &reqwest::Client, path: &str) -> (u16, Strin
 
 fn metering_run(backend: Backend) {
     let inst = Instance::new(backend);
-    let Some((jpegs, photo)) = material(inst.dir.path()) else {
+    let Some((jpegs, photo)) = common::d3_challenge_material(inst.dir.path()) else {
         return;
     };
     create_app(&inst, APP_ID, 0);

@@ -280,3 +280,56 @@ pub fn shared_data(relative: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// Runs ffmpeg (Debian package) quietly, overwriting outputs; panics when it fails.
+pub fn ffmpeg(args: &[&str]) {
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .status()
+        .expect("ffmpeg (Debian package) is installed");
+    assert!(st.success(), "ffmpeg {args:?}");
+}
+
+/// 52 frames (8 fps, 6.5 s) of d3 in which the fixed challenge turn-left, open-mouth is performed in its windows
+/// (opening 0–1.5 s, turn 1.5–4 s, mouth 4–6.5 s), and a frame of d3 as her registered photo.
+pub fn d3_challenge_material(dir: &Path) -> Option<(Vec<Vec<u8>>, PathBuf)> {
+    let d3 = shared_data("videos/d3.mp4")?;
+    let frames_dir = dir.join("frames");
+    std::fs::create_dir_all(&frames_dir).unwrap();
+    ffmpeg(&[
+        "-ss",
+        "5.5",
+        "-t",
+        "6.5",
+        "-i",
+        d3.to_str().unwrap(),
+        "-an",
+        "-vf",
+        "fps=8,scale='min(480,iw)':-2",
+        "-q:v",
+        "4",
+        frames_dir.join("%03d.jpg").to_str().unwrap(),
+    ]);
+    let mut files: Vec<_> = std::fs::read_dir(&frames_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files.truncate(52);
+    let photo = dir.join("a.png");
+    ffmpeg(&[
+        "-ss",
+        "1.5",
+        "-i",
+        d3.to_str().unwrap(),
+        "-frames:v",
+        "1",
+        photo.to_str().unwrap(),
+    ]);
+    Some((
+        files.iter().map(|f| std::fs::read(f).unwrap()).collect(),
+        photo,
+    ))
+}

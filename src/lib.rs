@@ -43,6 +43,8 @@ pub struct AppContext {
     pub store: storage::ObjectStore,
     /// Prometheus metrics (`/metrics`).
     pub metrics: Arc<metrics::Metrics>,
+    /// The cloud ID-verification API's actions.
+    pub cloud: certify::cloud::CloudService,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -147,7 +149,9 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_metrics(metrics.clone());
+    let cloud = certify::cloud::CloudService::new(db.clone());
     Ok(Arc::new(AppContext {
+        cloud,
         templates: templates()?,
         hosted,
         store,

@@ -1,5 +1,6 @@
 //! The verification: request validation, the state machine, and the service that stores and moves it.
 pub mod challenge;
+pub mod cloud;
 pub mod decision;
 pub mod error;
 pub mod hosted;

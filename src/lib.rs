@@ -149,7 +149,14 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_metrics(metrics.clone());
-    let cloud = certify::cloud::CloudService::new(db.clone());
+    let cloud = certify::cloud::CloudService::new(
+        db.clone(),
+        store.clone(),
+        certify.clone(),
+        hosted.clone(),
+        public_url.clone(),
+        Arc::new(SystemClock),
+    );
     Ok(Arc::new(AppContext {
         cloud,
         templates: templates()?,

@@ -8,8 +8,8 @@ pub const EVENT_CALL: &str = "CALL";
 
 /// The billable event of a verdict on a verification of `product`, if any.
 pub fn event_for(product: &str, passed: bool) -> Option<&'static str> {
-    match product {
-        "FACE" => passed.then_some(EVENT_PASS),
+    match crate::certify::product::Product::parse(product) {
+        Some(p) if p.billed_per_pass() => passed.then_some(EVENT_PASS),
         _ => Some(EVENT_CALL),
     }
 }

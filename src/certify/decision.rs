@@ -15,6 +15,8 @@ pub enum AuthorityAnswer {
     /// Known under another name.
     NameMismatch,
     NotFound,
+    /// The product names no person (PV_FV, LR_FR): nothing to confirm.
+    NotAsked,
 }
 
 /// Settings of the decision (defaults from the config; scenes may override them).
@@ -40,6 +42,8 @@ pub struct DecisionInput<'a> {
     pub merchant_picture: bool,
     /// Embedding of the reference face: the merchant's picture when given, else the authority's photo.
     pub reference: Option<&'a [f32]>,
+    /// Whether the live face must match a reference (false for liveness-only products).
+    pub match_required: bool,
     pub observations: &'a [Observation],
     pub challenge: &'a Challenge,
 }
@@ -219,6 +223,8 @@ pub enum IdentityCheck {
     FormatOnly,
     /// Not confirmed.
     Failed,
+    /// The product names no person.
+    NotRequested,
 }
 
 /// The verdict of one attempt.
@@ -298,6 +304,7 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
     // Identity.
     let (identity_check, identity_reason) = match (input.authority, input.merchant_picture) {
         (AuthorityAnswer::Match, _) => (IdentityCheck::Authority, None),
+        (AuthorityAnswer::NotAsked, _) => (IdentityCheck::NotRequested, None),
         (AuthorityAnswer::NameMismatch, _) => (
             IdentityCheck::Failed,
             Some(FailReason::IdentityNameMismatch),
@@ -313,6 +320,7 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
             IdentityCheck::Authority => "authority",
             IdentityCheck::FormatOnly => "format_only",
             IdentityCheck::Failed => "not_confirmed",
+            IdentityCheck::NotRequested => "not_requested",
         }
         .into(),
     );
@@ -321,7 +329,8 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
         identity_reason.unwrap_or(FailReason::IdentityNotFound),
         &mut checks,
     );
-    let reference_ok = identity_reason.is_some() || input.reference.is_some();
+    let reference_ok =
+        identity_reason.is_some() || input.reference.is_some() || !input.match_required;
     record(
         Check::new("reference", reference_ok, None, None),
         FailReason::ReferenceUnusable,
@@ -472,16 +481,23 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
         .as_ref()
         .filter(|e| e.len() == reference.len())
         .map(|e| (s.score)(cosine(e, reference)));
-    record(
-        Check::new(
-            "match",
-            match_score.is_some_and(|m| m >= s.match_threshold),
-            match_score,
-            Some(s.match_threshold),
-        ),
-        FailReason::FaceMismatch,
-        &mut checks,
-    );
+    if input.match_required {
+        record(
+            Check::new(
+                "match",
+                match_score.is_some_and(|m| m >= s.match_threshold),
+                match_score,
+                Some(s.match_threshold),
+            ),
+            FailReason::FaceMismatch,
+            &mut checks,
+        );
+    } else {
+        let mut c = Check::new("match", true, None, None);
+        c.detail = Some("not requested (liveness only)".into());
+        checks.push(c);
+    }
+    let match_score = match_score.filter(|_| input.match_required);
 
     Decision {
         passed: first.is_none(),
@@ -571,6 +587,7 @@ mod tests {
         let d = decide(
             &DecisionInput {
                 authority: AuthorityAnswer::Match,
+                match_required: true,
                 merchant_picture: false,
                 reference: Some(&e),
                 observations: &obs,
@@ -604,6 +621,45 @@ mod tests {
     }
 
     #[test]
+    fn products_without_a_named_person_skip_identity_and_liveness_only_skips_the_match() {
+        let e = unit(&[1.0, 0.2, 0.1, 0.0]);
+        let other = unit(&[0.0, 0.1, 1.0, 0.3]);
+        let obs = live(&e);
+        let ch = challenge(&[Action::OpenMouth, Action::TurnLeft]);
+        let s = settings();
+        let run = |reference: Option<&[f32]>, match_required: bool| {
+            decide(
+                &DecisionInput {
+                    authority: AuthorityAnswer::NotAsked,
+                    match_required,
+                    merchant_picture: reference.is_some(),
+                    reference,
+                    observations: &obs,
+                    challenge: &ch,
+                },
+                &s,
+            )
+        };
+        // PV_FV: the merchant's picture is the reference.
+        let d = run(Some(&e), true);
+        assert!(d.passed, "{:?}", d.fail_reason);
+        assert_eq!(d.identity_check, IdentityCheck::NotRequested);
+        assert_eq!(
+            run(Some(&other), true).fail_reason,
+            Some(FailReason::FaceMismatch)
+        );
+        assert_eq!(
+            run(None, true).fail_reason,
+            Some(FailReason::ReferenceUnusable)
+        );
+        // LR_FR: liveness alone; no score is reported.
+        let d = run(None, false);
+        assert!(d.passed, "{:?}", d.fail_reason);
+        assert_eq!(d.match_score, None);
+        assert!(d.checks.iter().any(|c| c.name == "match" && c.passed));
+    }
+
+    #[test]
     fn the_first_failed_check_names_the_reason() {
         let e = unit(&[1.0, 0.2, 0.1, 0.0]);
         let other = unit(&[0.0, 0.1, 1.0, 0.3]);
@@ -618,6 +674,7 @@ mod tests {
             decide(
                 &DecisionInput {
                     authority,
+                    match_required: true,
                     merchant_picture,
                     reference,
                     observations: obs,
@@ -717,6 +774,7 @@ mod tests {
             decide(
                 &DecisionInput {
                     authority: AuthorityAnswer::Match,
+                    match_required: true,
                     merchant_picture: false,
                     reference: Some(&e),
                     observations: obs,

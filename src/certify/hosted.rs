@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::challenge::{Challenge, Timing};
 use super::decision::{self, AuthorityAnswer, DecisionInput, DecisionSettings, FailReason};
+use super::product::{Product, Reference};
 use super::service::{token_hash, Clock};
 use super::state::State;
 use crate::authority::{Authority, AuthorityError, Lookup, ReferenceFace};
@@ -288,6 +289,10 @@ pub struct AttemptResult {
 
 /// Appends `certify_id` to a return URL (before any fragment); nothing else is added.
 pub fn return_url_with_id(url: &str, certify_id: &str) -> String {
+    // The cloud API's ReturnUrl is optional: without one the page shows the result and stays.
+    if url.is_empty() {
+        return String::new();
+    }
     let (base, frag) = match url.find('#') {
         Some(i) => (&url[..i], &url[i..]),
         None => (url, ""),
@@ -341,6 +346,11 @@ impl HostedService {
             clock,
             metrics: Default::default(),
         }
+    }
+
+    /// The metrics decisions are counted into.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Counts decisions, stage latencies and billing events into `metrics`.
@@ -518,7 +528,19 @@ impl HostedService {
     }
 
     /// The reference face's embedding: the merchant's picture when given, else the authority's.
-    async fn reference(
+    /// The authority the decisions ask.
+    pub fn authority(&self) -> &Arc<dyn Authority> {
+        &self.authority
+    }
+
+    /// The face engine the decisions use.
+    pub fn engine(&self) -> &Arc<dyn FaceEngine> {
+        &self.engine
+    }
+
+    /// The reference face's embedding: the merchant's picture when given, else the authority's photo (or stored
+    /// embedding); none when neither has a usable face.
+    pub async fn reference(
         &self,
         merchant_picture: Option<Vec<u8>>,
         lookup: &Lookup,
@@ -579,11 +601,16 @@ impl HostedService {
         let subject = verifications::find_subject(&self.db, &v.certify_id)
             .await?
             .ok_or(HostedError::TokenInvalid)?;
-        let lookup = self
-            .authority
-            .lookup(&subject.cert_no, &subject.cert_name)
-            .await
-            .map_err(HostedError::AuthorityUnavailable)?;
+        let product = Product::parse(&v.product).unwrap_or(Product::Face);
+        // Products that name nobody (PV_FV, LR_FR) do not ask the authority.
+        let lookup = if product.needs_identity() {
+            self.authority
+                .lookup(&subject.cert_no, &subject.cert_name)
+                .await
+                .map_err(HostedError::AuthorityUnavailable)?
+        } else {
+            Lookup::NotFound
+        };
         let merchant_picture = match &subject.contrast_picture_key {
             Some(k) => Some(
                 self.store
@@ -599,6 +626,7 @@ impl HostedService {
         let has_merchant_picture = merchant_picture.is_some();
         let reference = self.reference(merchant_picture, &lookup).await?;
         let answer = match lookup {
+            _ if !product.needs_identity() => AuthorityAnswer::NotAsked,
             Lookup::Match(_) => AuthorityAnswer::Match,
             Lookup::NameMismatch => AuthorityAnswer::NameMismatch,
             Lookup::NotFound => AuthorityAnswer::NotFound,
@@ -616,6 +644,7 @@ impl HostedService {
         let d = decision::decide(
             &DecisionInput {
                 authority: answer,
+                match_required: product.reference() != Reference::None,
                 merchant_picture: has_merchant_picture,
                 reference: reference.as_deref(),
                 observations: &observations,
@@ -657,7 +686,11 @@ impl HostedService {
         let identity_info = json!({
             "identity_check": d.identity_check,
             "authority": self.authority.kind(),
-            "reference": if has_merchant_picture { "merchant_picture" } else { "authority_photo" },
+            "reference": match (has_merchant_picture, product.reference()) {
+                (_, Reference::None) => "none",
+                (true, _) => "merchant_picture",
+                (false, _) => "authority_photo",
+            },
         })
         .to_string();
         let material_info = json!({
@@ -893,5 +926,6 @@ mod tests {
             return_url_with_id("https://m.example/#/r?a=1", "abc"),
             "https://m.example/?certify_id=abc#/r?a=1"
         );
+        assert_eq!(return_url_with_id("", "abc"), "");
     }
 }

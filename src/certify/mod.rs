@@ -5,6 +5,7 @@ pub mod decision;
 pub mod error;
 pub mod hosted;
 pub mod idcard;
+pub mod product;
 pub mod request;
 pub mod service;
 pub mod state;

@@ -65,7 +65,8 @@ pub struct CertifyService {
 }
 
 /// 32 characters from 128 random bits.
-fn new_certify_id() -> String {
+/// A new certify id: unguessable, URL-safe.
+pub fn new_certify_id() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
@@ -163,6 +164,8 @@ impl CertifyService {
                 scene_id: Some(scene_id),
                 now,
                 expires_at: now + self.settings.certify_ttl_secs,
+                api: "alipay",
+                callback: None,
             },
         )
         .await;
@@ -208,6 +211,17 @@ impl CertifyService {
     /// `certify`: checks the verification can still be done and mints a one-time token for the hosted page.
     pub async fn open_page(&self, app: &App, biz_content: &str) -> Result<String, CertifyError> {
         let certify_id = parse_certify_id(biz_content)?;
+        self.open_page_of(app, &certify_id).await
+    }
+
+    /// The settings the service was built with.
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    /// Mints a one-time token for the hosted page of `certify_id` (of `app`), moving it into progress.
+    pub async fn open_page_of(&self, app: &App, certify_id: &str) -> Result<String, CertifyError> {
+        let certify_id = certify_id.to_string();
         for _ in 0..3 {
             let v = self.owned(app, &certify_id).await?;
             let now = self.clock.now();

@@ -53,6 +53,10 @@ pub mod verification {
         pub decision: Option<String>,
         pub face_image_key: Option<String>,
         pub scene_id: Option<i64>,
+        pub callback_url: Option<String>,
+        pub callback_token: Option<String>,
+        /// `alipay` (the gateway) or `cloud` (the cloud ID-verification API).
+        pub api: String,
     }
 
     impl std::fmt::Debug for Model {

@@ -69,6 +69,7 @@ pub const PRODUCTS: &[&str] = &[
     "ID_MIN_VIDEO",
     "PV_FV",
     "LR_FR",
+    "LR_FR_MIN",
     "PV_FC",
 ];
 

@@ -34,6 +34,10 @@ pub struct Verification {
     pub scene_id: Option<i64>,
     /// Product code (`biz_code` of the gateway: `FACE`).
     pub product: String,
+    /// `alipay` (the gateway) or `cloud` (the cloud API).
+    pub api: String,
+    /// Where the merchant wants to hear that the verification finished (cloud API).
+    pub callback_url: Option<String>,
 }
 
 fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
@@ -59,6 +63,8 @@ fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
         face_image_key: m.face_image_key,
         scene_id: m.scene_id,
         product: m.biz_code,
+        api: m.api,
+        callback_url: m.callback_url,
     })
 }
 
@@ -71,6 +77,10 @@ pub struct NewVerification<'a> {
     pub scene_id: Option<i64>,
     pub now: i64,
     pub expires_at: i64,
+    /// `alipay` or `cloud`.
+    pub api: &'static str,
+    /// The merchant's callback URL and token (cloud API).
+    pub callback: Option<(String, Option<String>)>,
 }
 
 /// The result of storing a new verification.
@@ -80,12 +90,13 @@ pub enum InsertOutcome {
     OrderExists(Box<Verification>),
 }
 
-pub async fn insert(
-    db: &DatabaseConnection,
-    new: NewVerification<'_>,
-) -> Result<InsertOutcome, DbErr> {
+fn new_model(new: NewVerification<'_>) -> verification::ActiveModel {
     let r = new.request;
-    let model = verification::ActiveModel {
+    let (callback_url, callback_token) = match new.callback {
+        Some((u, t)) => (Some(u), t),
+        None => (None, None),
+    };
+    verification::ActiveModel {
         certify_id: Set(new.certify_id.to_string()),
         app_id: Set(new.app_id.to_string()),
         outer_order_no: Set(r.outer_order_no.clone()),
@@ -109,20 +120,89 @@ pub async fn insert(
         decision: Set(None),
         face_image_key: Set(None),
         scene_id: Set(new.scene_id),
-    };
+        callback_url: Set(callback_url),
+        callback_token: Set(callback_token),
+        api: Set(new.api.to_string()),
+    }
+}
+
+pub async fn insert(
+    db: &DatabaseConnection,
+    new: NewVerification<'_>,
+) -> Result<InsertOutcome, DbErr> {
+    let (app_id, order) = (new.app_id.to_string(), new.request.outer_order_no.clone());
+    let model = new_model(new);
     match verification::Entity::insert(model)
         .exec_without_returning(db)
         .await
     {
         Ok(_) => Ok(InsertOutcome::Inserted),
-        Err(e) if super::is_unique_violation(&e) => {
-            match find_by_order(db, new.app_id, &r.outer_order_no).await? {
-                Some(existing) => Ok(InsertOutcome::OrderExists(Box::new(existing))),
-                None => Err(e),
-            }
-        }
+        Err(e) if super::is_unique_violation(&e) => order_exists(db, &app_id, &order, e).await,
         Err(e) => Err(e),
     }
+}
+
+async fn order_exists(
+    db: &DatabaseConnection,
+    app_id: &str,
+    order: &str,
+    e: DbErr,
+) -> Result<InsertOutcome, DbErr> {
+    match find_by_order(db, app_id, order).await? {
+        Some(existing) => Ok(InsertOutcome::OrderExists(Box::new(existing))),
+        None => Err(e),
+    }
+}
+
+/// Stores a verification that was decided at once (the server-side products), with its verdict and billing record,
+/// in one transaction: either all of it exists or none.
+pub async fn insert_decided(
+    db: &DatabaseConnection,
+    new: NewVerification<'_>,
+    verdict: Verdict<'_>,
+) -> Result<InsertOutcome, DbErr> {
+    let (app_id, order, now) = (
+        new.app_id.to_string(),
+        new.request.outer_order_no.clone(),
+        new.now,
+    );
+    let mut model = new_model(new);
+    let state = if verdict.passed {
+        State::Passed
+    } else {
+        State::Failed
+    };
+    model.state = Set(state.as_str().into());
+    model.passed = Set(Some(verdict.passed));
+    model.fail_reason = Set(verdict.fail_reason.map(str::to_string));
+    model.decision = Set(Some(verdict.decision_json.to_string()));
+    model.identity_info = Set(verdict.identity_info.to_string());
+    model.material_info = Set(verdict.material_info.to_string());
+    model.face_image_key = Set(verdict.face_image_key.map(str::to_string));
+    model.decided_at = Set(Some(now));
+    let txn = db.begin().await?;
+    match verification::Entity::insert(model)
+        .exec_without_returning(&txn)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if super::is_unique_violation(&e) => {
+            txn.rollback().await?;
+            return order_exists(db, &app_id, &order, e).await;
+        }
+        Err(e) => return Err(e),
+    }
+    if let Some(event) = &verdict.billing {
+        if !super::billing::insert(&txn, verdict.certify_id, event, now).await? {
+            txn.rollback().await?;
+            return Err(DbErr::Custom(format!(
+                "{} already has a {} billing record",
+                verdict.certify_id, event.event
+            )));
+        }
+    }
+    txn.commit().await?;
+    Ok(InsertOutcome::Inserted)
 }
 
 pub async fn find(

@@ -1,0 +1,179 @@
+//! The cloud API's business codes and result vocabulary, free of I/O: the `Code` of a refused request, the
+//! `SubCode` of a verdict, and the `MaterialInfo` document.
+use serde_json::{json, Value};
+
+use crate::certify::decision::FailReason;
+
+/// A refused request: `Code` (HTTP 200) and a message for the merchant's developer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CloudError {
+    fn new(code: &'static str, message: impl Into<String>) -> CloudError {
+        CloudError {
+            code,
+            message: message.into(),
+        }
+    }
+    /// 400: a required parameter is empty.
+    pub fn missing(name: &str) -> CloudError {
+        CloudError::new("400", format!("{name} is required"))
+    }
+    /// 401: a parameter is invalid.
+    pub fn invalid(message: impl Into<String>) -> CloudError {
+        CloudError::new("401", message)
+    }
+    /// 404: the scene is not one of the app's.
+    pub fn scene(scene_id: &str) -> CloudError {
+        CloudError::new(
+            "404",
+            format!("SceneId {scene_id} is not a scene of this app (create it with `shiren scene create`)"),
+        )
+    }
+    /// 405: the person is younger than 14.
+    pub fn too_young() -> CloudError {
+        CloudError::new("405", "the person must be at least 14 years old")
+    }
+    /// 406: no such verification for this app.
+    pub fn no_certify_id() -> CloudError {
+        CloudError::new("406", "CertifyId names no verification of this app")
+    }
+    /// 419: a picture (or video) that cannot be used.
+    pub fn unusable(message: impl Into<String>) -> CloudError {
+        CloudError::new("419", message)
+    }
+    /// 420: more than one picture source.
+    pub fn many_sources(which: &str, names: &[&str]) -> CloudError {
+        CloudError::new(
+            "420",
+            format!("{which}: give exactly one of {}", names.join(", ")),
+        )
+    }
+    /// 421: a picture over the size limit.
+    pub fn too_large(message: impl Into<String>) -> CloudError {
+        CloudError::new("421", message)
+    }
+    /// 422: a picture download that took too long.
+    pub fn too_slow(message: impl Into<String>) -> CloudError {
+        CloudError::new("422", message)
+    }
+    /// 423: the referenced verification did not pass.
+    pub fn not_passed() -> CloudError {
+        CloudError::new(
+            "423",
+            "the CertifyId given as a picture source has not passed",
+        )
+    }
+    /// 424: no verdict yet.
+    pub fn not_finished(message: impl Into<String>) -> CloudError {
+        CloudError::new("424", message)
+    }
+    /// 500: the server failed; the cause is logged, not shown.
+    pub fn internal() -> CloudError {
+        CloudError::new("500", "internal error; retry later")
+    }
+}
+
+/// SubCodes (with `Passed`): 200 passed; 201 name and number do not match; 202 identity unknown to the authority;
+/// 203 the authority's photo is unusable; 204 the face does not match; 205 liveness not proven (no face, several
+/// faces, poor quality, a challenged action not seen, colour flashes not reflected, a still surrounding, the person
+/// changed). A verdict without a stored reason (a legacy failure) is 205.
+pub fn sub_code(passed: bool, fail_reason: Option<&str>) -> &'static str {
+    if passed {
+        return "200";
+    }
+    match fail_reason.and_then(FailReason::from_code) {
+        Some(FailReason::IdentityNameMismatch) => "201",
+        Some(FailReason::IdentityNotFound) => "202",
+        Some(FailReason::ReferenceUnusable) => "203",
+        Some(FailReason::FaceMismatch) => "204",
+        _ => "205",
+    }
+}
+
+/// Whether a failure means "possibly an attack" (`MaterialInfo.faceAttack`).
+pub fn face_attack(fail_reason: Option<&str>) -> bool {
+    matches!(
+        fail_reason.and_then(FailReason::from_code),
+        Some(
+            FailReason::Action(_)
+                | FailReason::ColourFlash
+                | FailReason::Surroundings
+                | FailReason::IdentityChanged
+                | FailReason::MultipleFaces
+        )
+    )
+}
+
+/// `"T"` / `"F"`.
+pub fn tf(b: bool) -> &'static str {
+    if b {
+        "T"
+    } else {
+        "F"
+    }
+}
+
+/// The `MaterialInfo` document (sent as a JSON string): whether an attack was suspected, the match score when one
+/// was computed, and shiren's own reason code.
+pub fn material_info(fail_reason: Option<&str>, verify_score: Option<f64>) -> String {
+    let mut front = serde_json::Map::new();
+    if let Some(s) = verify_score {
+        front.insert("verifyScore".into(), json!(round2(s)));
+    }
+    let mut m = serde_json::Map::new();
+    m.insert("faceAttack".into(), json!(tf(face_attack(fail_reason))));
+    m.insert("facialPictureFront".into(), Value::Object(front));
+    if let Some(r) = fail_reason {
+        m.insert("failReason".into(), json!(r));
+    }
+    Value::Object(m).to_string()
+}
+
+/// Scores are reported with two decimals.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_codes_follow_the_first_failed_check() {
+        assert_eq!(sub_code(true, None), "200");
+        assert_eq!(sub_code(false, Some("IDENTITY_NAME_MISMATCH")), "201");
+        assert_eq!(sub_code(false, Some("IDENTITY_NOT_FOUND")), "202");
+        assert_eq!(sub_code(false, Some("REFERENCE_PHOTO_UNUSABLE")), "203");
+        assert_eq!(sub_code(false, Some("FACE_MISMATCH")), "204");
+        for r in [
+            "LIVENESS_NO_FACE",
+            "LIVENESS_MULTIPLE_FACES",
+            "LIVENESS_POOR_QUALITY",
+            "LIVENESS_ACTION_OPEN_MOUTH",
+            "LIVENESS_COLOUR_FLASH",
+            "LIVENESS_SURROUNDINGS",
+            "LIVENESS_IDENTITY_CHANGED",
+        ] {
+            assert!(FailReason::from_code(r).is_some(), "{r}");
+            assert_eq!(sub_code(false, Some(r)), "205", "{r}");
+        }
+        assert_eq!(sub_code(false, None), "205");
+        assert_eq!(sub_code(false, Some("SOMETHING_NEW")), "205");
+    }
+
+    #[test]
+    fn material_info_is_a_json_document_with_the_score() {
+        let m: Value = serde_json::from_str(&material_info(None, Some(87.123))).unwrap();
+        assert_eq!(m["faceAttack"], "F");
+        assert_eq!(m["facialPictureFront"]["verifyScore"], 87.12);
+        let m: Value =
+            serde_json::from_str(&material_info(Some("LIVENESS_SURROUNDINGS"), None)).unwrap();
+        assert_eq!(m["faceAttack"], "T");
+        assert_eq!(m["failReason"], "LIVENESS_SURROUNDINGS");
+        assert!(m["facialPictureFront"].get("verifyScore").is_none());
+    }
+}

@@ -1,0 +1,773 @@
+//! The cloud ID-verification API's actions (version 2019-03-07), free of wire details: the front door
+//! (`api::cloud`) authenticates the caller, merges the parameters and hands them here; what comes back is either a
+//! business result (`Code` "200" with a `ResultObject`) or a business error (`Code` 4xx/500, still HTTP 200).
+//!
+//! The hosted products (ID_PRO, PV_FV, LR_FR, and FACE) start with `InitFaceVerify` and end on the hosted page like
+//! the gateway's FACE; the server-side ones (ID_MIN, ID_MIN_VIDEO, PV_FC, LR_FR_MIN) are decided during the call and
+//! stored decided, with their billing record, in one transaction.
+pub mod codes;
+pub mod params;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use self::codes::{material_info, round2, sub_code, tf, CloudError};
+use self::params::{picture_source, required, CertSubject, PictureSource, SOURCE_NAMES};
+use super::hosted::HostedService;
+use super::product::{Product, Reference};
+use super::request::{InitializeRequest, ReserveStrategy};
+use super::service::{CertifyService, Clock};
+use super::state::State;
+use crate::authority::Lookup;
+use crate::db::apps::App;
+use crate::db::scenes::Scene;
+use crate::db::verifications::{self, InsertOutcome, NewVerification, Verdict, Verification};
+use crate::face::engine::{cosine, FaceEngine};
+use crate::face::image::DecodeLimits;
+use crate::sensitive::Sensitive;
+use crate::storage::ObjectStore;
+
+/// The merged request parameters (query and form), by name.
+pub type Params = BTreeMap<String, String>;
+
+/// What an action answered.
+#[derive(Debug)]
+pub enum CloudOutcome {
+    /// `Code` "200": the `ResultObject`.
+    Ok(Value),
+    /// A business error: `Code` (e.g. "404") and its message, at HTTP 200.
+    Business { code: &'static str, message: String },
+    /// The action is not one this server implements (the front door answers `InvalidAction.NotFound`).
+    UnknownAction,
+}
+
+impl From<CloudError> for CloudOutcome {
+    fn from(e: CloudError) -> CloudOutcome {
+        CloudOutcome::Business {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+/// Largest merchant picture (decoded), as the API documents: under 1 MB.
+pub const MAX_PICTURE_BYTES: usize = 1024 * 1024;
+/// Largest video for ID_MIN_VIDEO.
+pub const MAX_VIDEO_BYTES: usize = 16 * 1024 * 1024;
+
+/// The actions' service.
+#[derive(Clone)]
+pub struct CloudService {
+    db: sea_orm::DatabaseConnection,
+    store: ObjectStore,
+    certify: CertifyService,
+    hosted: HostedService,
+    public_url: String,
+    clock: Arc<dyn Clock>,
+}
+
+type Outcome = Result<Value, CloudError>;
+
+impl CloudService {
+    pub fn new(
+        db: sea_orm::DatabaseConnection,
+        store: ObjectStore,
+        certify: CertifyService,
+        hosted: HostedService,
+        public_url: String,
+        clock: Arc<dyn Clock>,
+    ) -> CloudService {
+        CloudService {
+            db,
+            store,
+            certify,
+            hosted,
+            public_url,
+            clock,
+        }
+    }
+
+    /// Runs `action` for `app` (already authenticated) with the merged parameters. `Err` only for failures of the
+    /// server itself (the front door answers `InternalError`).
+    pub async fn call(
+        &self,
+        app: &App,
+        action: &str,
+        params: &Params,
+    ) -> anyhow::Result<CloudOutcome> {
+        let result = match action {
+            "InitFaceVerify" => self.init_face_verify(app, params).await,
+            "DescribeFaceVerify" => self.describe_face_verify(app, params).await,
+            "ContrastFaceVerify" => self.contrast_face_verify(app, params).await,
+            "CompareFaceVerify" => self.compare_face_verify(app, params).await,
+            "LivenessFaceVerify" => self.liveness_face_verify(app, params).await,
+            _ => return Ok(CloudOutcome::UnknownAction),
+        };
+        Ok(match result {
+            Ok(v) => CloudOutcome::Ok(v),
+            Err(e) => e.into(),
+        })
+    }
+
+    /// The scene a request names: one of the calling app's.
+    async fn scene(&self, app: &App, params: &Params) -> Result<Scene, CloudError> {
+        let raw = required(params, "SceneId")?;
+        let id: i64 = raw
+            .parse()
+            .map_err(|_| CloudError::invalid("SceneId must be an integer"))?;
+        match crate::db::scenes::find(&self.db, id)
+            .await
+            .map_err(internal)?
+        {
+            Some(s) if s.app_id == app.app_id => Ok(s),
+            _ => Err(CloudError::scene(raw)),
+        }
+    }
+
+    /// The product a request names (or `default` when it names none), checked against the action and the scene.
+    fn product(
+        &self,
+        params: &Params,
+        scene: &Scene,
+        action: &str,
+        allowed: &[Product],
+        default: Option<Product>,
+    ) -> Result<Product, CloudError> {
+        let product = match (params::optional(params, "ProductCode"), default) {
+            (Some(code), _) => Product::parse(code)
+                .ok_or_else(|| CloudError::invalid(format!("ProductCode {code} is not known")))?,
+            (None, Some(p)) => p,
+            (None, None) => return Err(CloudError::missing("ProductCode")),
+        };
+        if !product.offered() {
+            return Err(CloudError::invalid(format!(
+                "ProductCode {} is not offered by this server (it needs ID-card OCR)",
+                product.code()
+            )));
+        }
+        if !allowed.contains(&product) {
+            let names: Vec<&str> = allowed.iter().map(|p| p.code()).collect();
+            return Err(CloudError::invalid(format!(
+                "{action} serves ProductCode {}, not {}",
+                names.join(", "),
+                product.code()
+            )));
+        }
+        if scene.product != product.code() {
+            return Err(CloudError::invalid(format!(
+                "SceneId {} is a scene of product {}, not {}",
+                scene.scene_id,
+                scene.product,
+                product.code()
+            )));
+        }
+        Ok(product)
+    }
+
+    // ----- InitFaceVerify -----
+
+    async fn init_face_verify(&self, app: &App, params: &Params) -> Outcome {
+        let scene = self.scene(app, params).await?;
+        let product = self.product(
+            params,
+            &scene,
+            "InitFaceVerify",
+            &[Product::IdPro, Product::PvFv, Product::LrFr, Product::Face],
+            None,
+        )?;
+        let order = params::outer_order_no(params)?;
+        params::check_model(params)?;
+        params::check_meta_info(params)?;
+        let subject = if product.needs_identity() {
+            Some(CertSubject::parse(params, self.clock.today())?)
+        } else {
+            None
+        };
+        let return_url = match params::optional(params, "ReturnUrl") {
+            Some(u) => {
+                if !super::request::return_url_allowed(u, &app.return_url_prefixes) {
+                    return Err(CloudError::invalid(
+                        "ReturnUrl is not under one of the app's registered return URLs",
+                    ));
+                }
+                u.to_string()
+            }
+            None => String::new(),
+        };
+        let callback = match params::optional(params, "CallbackUrl") {
+            Some(u) => {
+                params::check_callback_url(u)?;
+                let token = params::optional(params, "CallbackToken").map(str::to_string);
+                if token.as_ref().is_some_and(|t| t.len() > 128) {
+                    return Err(CloudError::invalid(
+                        "CallbackToken must be at most 128 characters",
+                    ));
+                }
+                Some((u.to_string(), token))
+            }
+            None => None,
+        };
+        let picture = match product.reference() {
+            Reference::None => None,
+            _ => {
+                let source = picture_source(params, "", SOURCE_NAMES)?;
+                match (source, product.reference()) {
+                    (None, Reference::MerchantPicture) => return Err(CloudError::missing(
+                        "a face picture (FaceContrastPicture, FaceContrastPictureUrl or CertifyId)",
+                    )),
+                    (None, _) => None,
+                    (Some(s), _) => {
+                        let bytes = self.picture(app, &s).await?;
+                        // Refuse a picture without a face now rather than after the user's effort.
+                        self.largest_face(&bytes, "the face picture").await?;
+                        Some(bytes)
+                    }
+                }
+            }
+        };
+        let request = InitializeRequest {
+            outer_order_no: order.to_string(),
+            biz_code: product.code().to_string(),
+            cert_type: subject
+                .as_ref()
+                .map_or(String::new(), |s| s.cert_type.clone()),
+            cert_name: Sensitive::new(subject.as_ref().map_or(String::new(), |s| s.name.clone())),
+            cert_no: Sensitive::new(subject.as_ref().map_or(String::new(), |s| s.number.clone())),
+            return_url,
+            reserve: if scene.keep_photos {
+                ReserveStrategy::Reserve
+            } else {
+                ReserveStrategy::Never
+            },
+            contrast_picture: picture.map(Sensitive::new),
+        };
+        let certify_id = self
+            .store_new(app, &scene, &request, callback, None)
+            .await?;
+        let token = self
+            .certify
+            .open_page_of(app, &certify_id)
+            .await
+            .map_err(|e| match e {
+                super::CertifyError::CertifyIdExpired | super::CertifyError::CertifyIdFinished => {
+                    CloudError::invalid(
+                        "this OuterOrderNo's verification is finished or expired; use a new OuterOrderNo",
+                    )
+                }
+                e => internal(e),
+            })?;
+        Ok(json!({
+            "CertifyId": certify_id,
+            "CertifyUrl": format!("{}/h5/certify/{token}", self.public_url.trim_end_matches('/')),
+        }))
+    }
+
+    /// Stores a new verification (undecided, or decided with `verdict`); a retry of the same request returns the
+    /// first one's id, another request under the same `OuterOrderNo` is refused.
+    async fn store_new(
+        &self,
+        app: &App,
+        scene: &Scene,
+        request: &InitializeRequest,
+        callback: Option<(String, Option<String>)>,
+        verdict: Option<DecidedCall<'_>>,
+    ) -> Result<String, CloudError> {
+        let digest = request.digest();
+        let same_or_conflict = |existing: Verification| {
+            if existing.request_digest == digest {
+                Ok(existing.certify_id)
+            } else {
+                Err(CloudError::invalid(
+                    "OuterOrderNo was already used for another request of this app",
+                ))
+            }
+        };
+        if let Some(existing) =
+            verifications::find_by_order(&self.db, &app.app_id, &request.outer_order_no)
+                .await
+                .map_err(internal)?
+        {
+            return same_or_conflict(existing);
+        }
+        let certify_id = super::service::new_certify_id();
+        let picture_key = match &request.contrast_picture {
+            Some(p) if verdict.is_none() => {
+                let key = format!("contrast/{certify_id}");
+                self.store.put(&key, p.expose()).await.map_err(internal)?;
+                Some(key)
+            }
+            _ => None,
+        };
+        let now = self.clock.now();
+        let new = NewVerification {
+            certify_id: &certify_id,
+            app_id: &app.app_id,
+            request,
+            contrast_picture_key: picture_key.clone(),
+            scene_id: Some(scene.scene_id),
+            now,
+            expires_at: now + self.certify.settings().certify_ttl_secs,
+            api: "cloud",
+            callback,
+        };
+        let outcome = match verdict {
+            None => verifications::insert(&self.db, new).await,
+            Some(d) => {
+                let billing = crate::billing::billing_event(
+                    &request.biz_code,
+                    d.passed,
+                    &app.app_id,
+                    Some(scene.scene_id),
+                    &request.outer_order_no,
+                );
+                let r = verifications::insert_decided(
+                    &self.db,
+                    new,
+                    Verdict {
+                        certify_id: &certify_id,
+                        passed: d.passed,
+                        fail_reason: d.fail_reason,
+                        decision_json: &d.decision_json,
+                        identity_info: &d.identity_info,
+                        material_info: &d.material_info,
+                        face_image_key: None,
+                        billing: billing.clone(),
+                    },
+                )
+                .await;
+                if let (Ok(InsertOutcome::Inserted), Some(b)) = (&r, &billing) {
+                    self.hosted.metrics().billing_event(&b.product, b.event);
+                }
+                r
+            }
+        };
+        match outcome {
+            Ok(InsertOutcome::Inserted) => Ok(certify_id),
+            Ok(InsertOutcome::OrderExists(existing)) => {
+                self.forget(picture_key).await;
+                same_or_conflict(*existing)
+            }
+            Err(e) => {
+                self.forget(picture_key).await;
+                Err(internal(e))
+            }
+        }
+    }
+
+    async fn forget(&self, key: Option<String>) {
+        if let Some(k) = key {
+            if let Err(e) = self.store.delete(&k).await {
+                tracing::warn!(error = %e, "could not remove an unused contrast picture");
+            }
+        }
+    }
+
+    // ----- DescribeFaceVerify -----
+
+    async fn describe_face_verify(&self, app: &App, params: &Params) -> Outcome {
+        self.scene(app, params).await?;
+        let id = required(params, "CertifyId")?;
+        let v = self.owned(app, id).await?;
+        match v.state.at(self.clock.now(), v.expires_at) {
+            State::Passed | State::Failed => {}
+            State::Expired => {
+                return Err(CloudError::not_finished(
+                    "the verification was abandoned: it expired without a result",
+                ))
+            }
+            _ => {
+                return Err(CloudError::not_finished(
+                    "the verification has no result yet (not started or in progress)",
+                ))
+            }
+        }
+        Ok(self.result_object(&v))
+    }
+
+    /// The `ResultObject` of a decided verification.
+    fn result_object(&self, v: &Verification) -> Value {
+        let passed = v.passed.unwrap_or(false);
+        let score = stored_score(&v.material_info);
+        json!({
+            "CertifyId": v.certify_id,
+            "Passed": tf(passed),
+            "SubCode": sub_code(passed, v.fail_reason.as_deref()),
+            "MaterialInfo": material_info(v.fail_reason.as_deref(), score),
+            "IdentityInfo": Value::Null,
+        })
+    }
+
+    /// The verification, when it exists and belongs to `app`.
+    async fn owned(&self, app: &App, certify_id: &str) -> Result<Verification, CloudError> {
+        match verifications::find(&self.db, certify_id)
+            .await
+            .map_err(internal)?
+        {
+            Some(v) if v.app_id == app.app_id => Ok(v),
+            _ => Err(CloudError::no_certify_id()),
+        }
+    }
+
+    // ----- ContrastFaceVerify (ID_MIN, ID_MIN_VIDEO) -----
+
+    async fn contrast_face_verify(&self, app: &App, params: &Params) -> Outcome {
+        let scene = self.scene(app, params).await?;
+        let product = self.product(
+            params,
+            &scene,
+            "ContrastFaceVerify",
+            &[Product::IdMin, Product::IdMinVideo],
+            Some(Product::IdMin),
+        )?;
+        let order = params::outer_order_no(params)?;
+        params::check_model(params)?;
+        let subject = CertSubject::parse(params, self.clock.today())?;
+        if product == Product::IdMinVideo {
+            return Err(CloudError::invalid(
+                "ID_MIN_VIDEO is not available on this server yet",
+            ));
+        }
+        let source = picture_source(params, "", SOURCE_NAMES)?
+            .ok_or_else(|| CloudError::missing("FaceContrastPicture or FaceContrastPictureUrl"))?;
+        let photo = self.picture(app, &source).await?;
+        let request = InitializeRequest {
+            outer_order_no: order.to_string(),
+            biz_code: product.code().to_string(),
+            cert_type: subject.cert_type.clone(),
+            cert_name: Sensitive::new(subject.name.clone()),
+            cert_no: Sensitive::new(subject.number.clone()),
+            return_url: String::new(),
+            reserve: ReserveStrategy::Never,
+            contrast_picture: Some(Sensitive::new(photo.clone())),
+        };
+        if let Some(done) = self.retried(app, &request).await? {
+            return Ok(done);
+        }
+        let settings = self.hosted.settings().with_scene(&scene).decision;
+        let live = self.largest_face(&photo, "the face picture").await?;
+        let lookup = self
+            .hosted
+            .authority()
+            .lookup(&subject.number, &subject.name)
+            .await
+            .map_err(internal)?;
+        let reference = self
+            .hosted
+            .reference(None, &lookup)
+            .await
+            .map_err(|e| internal(anyhow::anyhow!("{e}")))?;
+        let score = reference
+            .as_ref()
+            .map(|r| f64::from((settings.score)(cosine(&live, r))));
+        let fail = match (&lookup, score) {
+            (Lookup::NameMismatch, _) => Some("IDENTITY_NAME_MISMATCH"),
+            (Lookup::NotFound, _) => Some("IDENTITY_NOT_FOUND"),
+            (Lookup::Match(_), None) => Some("REFERENCE_PHOTO_UNUSABLE"),
+            (Lookup::Match(_), Some(s)) if s < f64::from(settings.match_threshold) => {
+                Some("FACE_MISMATCH")
+            }
+            _ => None,
+        };
+        let score = score.filter(|_| matches!(lookup, Lookup::Match(_)));
+        let checks = json!({
+            "product": product.code(),
+            "identity": match lookup { Lookup::Match(_) => "authority", _ => "not_confirmed" },
+            "match_score": score.map(round2),
+            "match_threshold": settings.match_threshold,
+            "fail_reason": fail,
+        });
+        self.decided(app, &scene, &request, fail, score, checks)
+            .await
+    }
+
+    /// The stored answer of a retried server-side call (same `OuterOrderNo`, same content): no second verdict and
+    /// no second bill.
+    async fn retried(
+        &self,
+        app: &App,
+        request: &InitializeRequest,
+    ) -> Result<Option<Value>, CloudError> {
+        match verifications::find_by_order(&self.db, &app.app_id, &request.outer_order_no)
+            .await
+            .map_err(internal)?
+        {
+            Some(v) if v.request_digest == request.digest() => Ok(Some(self.result_object(&v))),
+            Some(_) => Err(CloudError::invalid(
+                "OuterOrderNo was already used for another request of this app",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a server-side verdict (with its billing record) and answers it.
+    async fn decided(
+        &self,
+        app: &App,
+        scene: &Scene,
+        request: &InitializeRequest,
+        fail_reason: Option<&'static str>,
+        score: Option<f64>,
+        checks: Value,
+    ) -> Outcome {
+        let passed = fail_reason.is_none();
+        let material = json!({ "match_score": score.map(round2) }).to_string();
+        let identity_info = json!({ "api": "cloud" }).to_string();
+        let id = self
+            .store_new(
+                app,
+                scene,
+                request,
+                None,
+                Some(DecidedCall {
+                    passed,
+                    fail_reason,
+                    decision_json: checks.to_string(),
+                    identity_info,
+                    material_info: material,
+                }),
+            )
+            .await?;
+        let v = self.owned(app, &id).await?;
+        self.hosted.metrics().decision(
+            if passed { "passed" } else { "failed" },
+            fail_reason.unwrap_or("-"),
+        );
+        tracing::info!(certify_id = %id, product = %request.biz_code, passed, reason = fail_reason.unwrap_or("-"), "server-side verification decided");
+        Ok(self.result_object(&v))
+    }
+
+    // ----- CompareFaceVerify (PV_FC) -----
+
+    async fn compare_face_verify(&self, app: &App, params: &Params) -> Outcome {
+        let scene = self.scene(app, params).await?;
+        let product = self.product(
+            params,
+            &scene,
+            "CompareFaceVerify",
+            &[Product::PvFc],
+            Some(Product::PvFc),
+        )?;
+        let order = params::outer_order_no(params)?;
+        let source = picture_source(params, "Source", SOURCE_NAMES)?.ok_or_else(|| {
+            CloudError::missing("SourceFaceContrastPicture or SourceFaceContrastPictureUrl")
+        })?;
+        let target = picture_source(params, "Target", SOURCE_NAMES)?.ok_or_else(|| {
+            CloudError::missing("TargetFaceContrastPicture or TargetFaceContrastPictureUrl")
+        })?;
+        let a = self.picture(app, &source).await?;
+        let b = self.picture(app, &target).await?;
+        // The digest covers both pictures: the second goes where a return URL would.
+        let request = InitializeRequest {
+            outer_order_no: order.to_string(),
+            biz_code: product.code().to_string(),
+            cert_type: String::new(),
+            cert_name: Sensitive::new(String::new()),
+            cert_no: Sensitive::new(String::new()),
+            return_url: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)),
+            reserve: ReserveStrategy::Never,
+            contrast_picture: Some(Sensitive::new(a.clone())),
+        };
+        if let Some(done) = self.retried(app, &request).await? {
+            return Ok(with_verify_score(done));
+        }
+        let settings = self.hosted.settings().with_scene(&scene).decision;
+        let ea = self.largest_face(&a, "the source picture").await?;
+        let eb = self.largest_face(&b, "the target picture").await?;
+        let score = f64::from((settings.score)(cosine(&ea, &eb)));
+        let fail = (score < f64::from(settings.match_threshold)).then_some("FACE_MISMATCH");
+        let checks = json!({
+            "product": product.code(),
+            "match_score": round2(score),
+            "match_threshold": settings.match_threshold,
+            "fail_reason": fail,
+        });
+        let done = self
+            .decided(app, &scene, &request, fail, Some(score), checks)
+            .await?;
+        Ok(with_verify_score(done))
+    }
+
+    // ----- LivenessFaceVerify (LR_FR_MIN) -----
+
+    async fn liveness_face_verify(&self, app: &App, params: &Params) -> Outcome {
+        let scene = self.scene(app, params).await?;
+        let product = self.product(
+            params,
+            &scene,
+            "LivenessFaceVerify",
+            &[Product::LrFrMin],
+            Some(Product::LrFrMin),
+        )?;
+        let order = params::outer_order_no(params)?;
+        params::check_model(params)?;
+        let source = picture_source(params, "", SOURCE_NAMES)?
+            .ok_or_else(|| CloudError::missing("FaceContrastPicture or FaceContrastPictureUrl"))?;
+        let photo = self.picture(app, &source).await?;
+        let request = InitializeRequest {
+            outer_order_no: order.to_string(),
+            biz_code: product.code().to_string(),
+            cert_type: String::new(),
+            cert_name: Sensitive::new(String::new()),
+            cert_no: Sensitive::new(String::new()),
+            return_url: String::new(),
+            reserve: ReserveStrategy::Never,
+            contrast_picture: Some(Sensitive::new(photo.clone())),
+        };
+        if let Some(done) = self.retried(app, &request).await? {
+            return Ok(done);
+        }
+        let settings = self.hosted.settings().with_scene(&scene).decision;
+        let observation = self.observe_photo(&photo).await?;
+        let verdict = params::single_photo_liveness(&observation, settings.min_iod_px);
+        let checks = json!({
+            "product": product.code(),
+            "method": "single photo: one face, size, frontal pose, open eyes; cannot detect a replayed photo or screen",
+            "checks": verdict.checks,
+            "fail_reason": verdict.fail_reason,
+        });
+        self.decided(app, &scene, &request, verdict.fail_reason, None, checks)
+            .await
+    }
+
+    // ----- pictures and faces -----
+
+    /// The bytes of a picture source.
+    async fn picture(&self, app: &App, source: &PictureSource) -> Result<Vec<u8>, CloudError> {
+        match source {
+            PictureSource::Base64 { name, value } => {
+                let bytes = B64
+                    .decode(value.trim().as_bytes())
+                    .map_err(|_| CloudError::unusable(format!("{name} is not valid base64")))?;
+                if bytes.len() > MAX_PICTURE_BYTES {
+                    return Err(CloudError::too_large(format!(
+                        "{name} is {} bytes; the limit is {MAX_PICTURE_BYTES}",
+                        bytes.len()
+                    )));
+                }
+                Ok(bytes)
+            }
+            PictureSource::Url { name, .. } => Err(CloudError::invalid(format!(
+                "{name}: fetching pictures by URL is not enabled on this server"
+            ))),
+            PictureSource::CertifyId { name, value } => {
+                let v = match self.owned(app, value).await {
+                    Ok(v) => v,
+                    Err(_) => {
+                        return Err(CloudError::invalid(format!(
+                            "{name} names no verification of this app"
+                        )))
+                    }
+                };
+                if v.state.at(self.clock.now(), v.expires_at) != State::Passed {
+                    return Err(CloudError::not_passed());
+                }
+                let key = v.face_image_key.ok_or_else(|| {
+                    CloudError::unusable(format!(
+                        "{name}: no face image was kept for that verification (its scene keeps no photos)"
+                    ))
+                })?;
+                self.store
+                    .get(&key)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| {
+                        CloudError::unusable(format!(
+                            "{name}: the face image of that verification is no longer kept"
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The embedding of the largest face of a picture (the API documents that the largest face is used).
+    async fn largest_face(&self, bytes: &[u8], what: &str) -> Result<Vec<f32>, CloudError> {
+        let engine = self.hosted.engine().clone();
+        let bytes = bytes.to_vec();
+        let what = what.to_string();
+        tokio::task::spawn_blocking(move || {
+            let img = crate::face::image::decode(&bytes, picture_limits())
+                .map_err(|e| CloudError::unusable(format!("{what} cannot be read: {e}")))?;
+            let faces = engine.analyze(&img).map_err(internal)?;
+            faces
+                .into_iter()
+                .next()
+                .map(|f| f.embedding)
+                .ok_or_else(|| CloudError::unusable(format!("no face was found in {what}")))
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// One photo observed like a frame of the hosted flow.
+    async fn observe_photo(
+        &self,
+        bytes: &[u8],
+    ) -> Result<crate::face::liveness::Observation, CloudError> {
+        let engine: Arc<dyn FaceEngine> = self.hosted.engine().clone();
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let img = crate::face::image::decode(&bytes, picture_limits()).map_err(|e| {
+                CloudError::unusable(format!("the face picture cannot be read: {e}"))
+            })?;
+            let (o, _) =
+                crate::face::observe::observe(engine.as_ref(), &img, 0, None).map_err(internal)?;
+            if o.faces == 0 {
+                return Err(CloudError::unusable(
+                    "no face was found in the face picture",
+                ));
+            }
+            Ok(o)
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+/// A server-side verdict about to be stored.
+struct DecidedCall<'a> {
+    passed: bool,
+    fail_reason: Option<&'a str>,
+    decision_json: String,
+    identity_info: String,
+    material_info: String,
+}
+
+/// Merchant pictures: the documented limits (≤ 1 MB; dimensions up to a few thousand pixels).
+fn picture_limits() -> DecodeLimits {
+    DecodeLimits {
+        max_bytes: MAX_PICTURE_BYTES,
+        max_pixels: 4096 * 4096,
+    }
+}
+
+/// The match score stored with a verdict (`material_info.match_score`).
+fn stored_score(material_info: &str) -> Option<f64> {
+    serde_json::from_str::<Value>(material_info)
+        .ok()?
+        .get("match_score")?
+        .as_f64()
+}
+
+/// CompareFaceVerify's result: `CertifyId`, `Passed` and `VerifyScore` (a JSON number).
+fn with_verify_score(result: Value) -> Value {
+    let score = result["MaterialInfo"]
+        .as_str()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        .and_then(|m| m["facialPictureFront"]["verifyScore"].as_f64())
+        .unwrap_or(0.0);
+    json!({
+        "CertifyId": result["CertifyId"],
+        "Passed": result["Passed"],
+        "VerifyScore": score,
+    })
+}
+
+/// A server failure: logged with its cause, answered as `Code` 500.
+fn internal(e: impl std::fmt::Display) -> CloudError {
+    tracing::error!(error = %e, "cloud API action failed");
+    CloudError::internal()
+}

@@ -74,7 +74,10 @@ struct Receiver {
 fn receiver(fail_first: usize) -> Receiver {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/shiren/callback?merchant=1", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/shiren/callback?merchant=1",
+        listener.local_addr().unwrap()
+    );
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
     std::thread::spawn(move || {
@@ -131,7 +134,10 @@ fn setup(backend: Backend, m: &Material) -> Setup {
     ]);
     let no_a = shiren::certify::idcard::with_check_char("11010119900307021");
     std::fs::copy(&m.d3_photo, inst.dir.path().join("a.jpg")).unwrap();
-    let csv = inst.file("registry.csv", &format!("cert_no,cert_name,photo\n{no_a},李四,a.jpg\n"));
+    let csv = inst.file(
+        "registry.csv",
+        &format!("cert_no,cert_name,photo\n{no_a},李四,a.jpg\n"),
+    );
     inst.run(&["identity", "import", "--csv", csv.to_str().unwrap()]);
     let mut scenes = std::collections::HashMap::new();
     for (i, product) in ["ID_PRO", "PV_FV", "LR_FR"].into_iter().enumerate() {
@@ -208,8 +214,12 @@ fn case(s: &Setup, server: &common::Server, name: &str, product: &str, input: Va
 }
 
 fn material_info(v: &Value) -> Value {
-    serde_json::from_str(v.pointer("/describe/materialInfo").and_then(Value::as_str).unwrap())
-        .unwrap()
+    serde_json::from_str(
+        v.pointer("/describe/materialInfo")
+            .and_then(Value::as_str)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// Waits up to `secs` for the receiver to have seen `n` calls.
@@ -227,7 +237,9 @@ fn wait_for_calls(r: &Receiver, n: usize, secs: u64) -> Vec<String> {
 fn suite(backend: Backend) {
     let tmp = tempfile::tempdir().unwrap();
     let Some(m) = material(tmp.path()) else {
-        println!("../shared/data is not there: the cloud hosted-flow tests need its videos; skipped");
+        println!(
+            "../shared/data is not there: the cloud hosted-flow tests need its videos; skipped"
+        );
         return;
     };
     let s = setup(backend, &m);
@@ -253,8 +265,14 @@ fn suite(backend: Backend) {
     assert_eq!(v.pointer("/describe/subCode"), Some(&json!("200")), "{v}");
     let mi = material_info(&v);
     assert_eq!(mi["faceAttack"], "F");
-    assert!(mi["facialPictureFront"]["verifyScore"].as_f64().unwrap() >= 70.0, "{mi}");
-    let certify_id = v.pointer("/init/certifyId").and_then(Value::as_str).unwrap();
+    assert!(
+        mi["facialPictureFront"]["verifyScore"].as_f64().unwrap() >= 70.0,
+        "{mi}"
+    );
+    let certify_id = v
+        .pointer("/init/certifyId")
+        .and_then(Value::as_str)
+        .unwrap();
     let calls = wait_for_calls(&cb, 3, 60);
     println!("callback calls: {calls:?}");
     assert_eq!(calls.len(), 3, "two failures, then delivered: {calls:?}");
@@ -274,10 +292,12 @@ fn suite(backend: Backend) {
         json!({"contrastPicture": m.d3_photo, "page": {"y4m": m.d3_clip}}),
     );
     assert_eq!(v.pointer("/describe/passed"), Some(&json!("T")), "{v}");
-    assert!(material_info(&v)["facialPictureFront"]["verifyScore"]
-        .as_f64()
-        .unwrap()
-        >= 70.0);
+    assert!(
+        material_info(&v)["facialPictureFront"]["verifyScore"]
+            .as_f64()
+            .unwrap()
+            >= 70.0
+    );
 
     // PV_FV with a picture of another person: liveness passes, the match fails (SubCode 204).
     let v = case(
@@ -305,7 +325,13 @@ fn suite(backend: Backend) {
         .is_none());
 
     // Refusals at InitFaceVerify are business errors with the documented codes.
-    let v = case(&s, &server, "pv-fv-no-picture", "PV_FV", json!({"page": null}));
+    let v = case(
+        &s,
+        &server,
+        "pv-fv-no-picture",
+        "PV_FV",
+        json!({"page": null}),
+    );
     assert_eq!(v.pointer("/init/code"), Some(&json!("400")), "{v}");
     let v = case(
         &s,
@@ -322,7 +348,10 @@ fn suite(backend: Backend) {
             .await
             .unwrap()
     });
-    assert_eq!(billed, 4, "ID_PRO, PV_FV twice and LR_FR are billed per verdict");
+    assert_eq!(
+        billed, 4,
+        "ID_PRO, PV_FV twice and LR_FR are billed per verdict"
+    );
 }
 
 #[test]

@@ -1,0 +1,584 @@
+//! The cloud API's server-side actions with real pictures and the real face engine, called through the official
+//! Python SDKs (Tea with ACS3 and with HMAC-SHA1, and the legacy core SDK): ContrastFaceVerify (ID_MIN),
+//! CompareFaceVerify (PV_FC), LivenessFaceVerify (LR_FR_MIN), DescribeFaceVerify of their results, picture URLs
+//! (served from loopback, unreachable, slow, too large, and private addresses on a server that refuses them), bad
+//! pictures, and billing once per verdict. Needs `../shared/data`; without it the test says so and does nothing.
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Backend, Instance, Server};
+use serde_json::{json, Value};
+
+const APP_ID: &str = "cloudapp02";
+const ID_MIN: i64 = 4001;
+const PV_FC: i64 = 4002;
+const LR_FR_MIN: i64 = 4003;
+const ID_PRO: i64 = 4004;
+/// Loopback picture URLs are allowed only through this test-only switch.
+const ALLOW_LOOPBACK: [(&str, &str); 1] = [("SHIREN_TEST_ALLOW_PRIVATE_PICTURE_URLS", "1")];
+
+struct Pictures {
+    /// Person P: the registry's photo, and another photo of P.
+    p_registry: PathBuf,
+    p_other: PathBuf,
+    /// Person Q.
+    q: PathBuf,
+    /// Two photos of person R for comparison.
+    r1: PathBuf,
+    r2: PathBuf,
+    couple: PathBuf,
+    /// Over 1 MB.
+    big: PathBuf,
+    /// A grey image without a face.
+    blank: PathBuf,
+}
+
+fn pictures(dir: &Path) -> Option<Pictures> {
+    let f = |n: &str| common::shared_data(&format!("faces/{n}"));
+    let blank = dir.join("blank.jpg");
+    common::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:s=640x480",
+        "-frames:v",
+        "1",
+        blank.to_str().unwrap(),
+    ]);
+    Some(Pictures {
+        p_registry: f("img2.jpg")?,
+        p_other: f("img5.jpg")?,
+        q: f("img8.jpg")?,
+        r1: f("img29.jpg")?,
+        r2: f("img30.jpg")?,
+        couple: f("couple.jpg")?,
+        big: f("img1.jpg")?,
+        blank,
+    })
+}
+
+/// A loopback file server for picture URLs: `/pic/NAME` serves a file of `dir`, `/slow` answers after 5 s.
+fn picture_server(dir: PathBuf) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                if path == "/slow" {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                }
+                let body = path
+                    .strip_prefix("/pic/")
+                    .and_then(|name| std::fs::read(dir.join(name)).ok());
+                let resp = match body {
+                    Some(b) => {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            b.len()
+                        )
+                        .into_bytes();
+                        r.extend(b);
+                        r
+                    }
+                    None => {
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_vec()
+                    }
+                };
+                let _ = s.write_all(&resp);
+            });
+        }
+    });
+    base
+}
+
+struct Setup {
+    inst: Instance,
+    key_id: String,
+    secret: String,
+    no_p: String,
+    no_unknown: String,
+}
+
+fn setup(backend: Backend, pics: &Pictures) -> Setup {
+    let inst = Instance::new(backend);
+    let pub_file = inst.file(
+        "app_public.pem",
+        &common::merchant_key(0).public_key().to_pem(),
+    );
+    inst.run(&[
+        "app",
+        "create",
+        "--app-id",
+        APP_ID,
+        "--name",
+        "Cloud server-side merchant",
+        "--public-key",
+        pub_file.to_str().unwrap(),
+    ]);
+    let no_p = shiren::certify::idcard::with_check_char("11010119800307031");
+    let no_unknown = shiren::certify::idcard::with_check_char("11010119800307032");
+    std::fs::copy(&pics.p_registry, inst.dir.path().join("p.jpg")).unwrap();
+    let csv = inst.file(
+        "registry.csv",
+        &format!("cert_no,cert_name,photo\n{no_p},张伟,p.jpg\n"),
+    );
+    inst.run(&["identity", "import", "--csv", csv.to_str().unwrap()]);
+    for (id, product) in [
+        (ID_MIN, "ID_MIN"),
+        (PV_FC, "PV_FC"),
+        (LR_FR_MIN, "LR_FR_MIN"),
+        (ID_PRO, "ID_PRO"),
+    ] {
+        inst.run(&[
+            "scene",
+            "create",
+            "--app-id",
+            APP_ID,
+            "--name",
+            product,
+            "--scene-id",
+            &id.to_string(),
+            "--product",
+            product,
+        ]);
+    }
+    let keys = inst.run(&["app", "access-key", "create", APP_ID]);
+    let field = |name: &str| {
+        keys.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("{name} in {keys}"))
+    };
+    Setup {
+        key_id: field("AccessKeyId:"),
+        secret: field("AccessKeySecret:"),
+        inst,
+        no_p,
+        no_unknown,
+    }
+}
+
+/// Runs the calls through `tests/sdk/python/cloud_actions.py`; results by call name.
+fn run(s: &Setup, server: &Server, calls: &[Value]) -> BTreeMap<String, Value> {
+    let file = s
+        .inst
+        .file("calls.json", &Value::Array(calls.to_vec()).to_string());
+    let sdk = common::sdk_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python/cloud_actions.py");
+    let started = std::time::Instant::now();
+    let out = Command::new(sdk.join("python/bin/python"))
+        .arg(script)
+        .arg(&file)
+        .env(
+            "SHIREN_CLOUD_ENDPOINT",
+            server.addr.trim_start_matches("http://"),
+        )
+        .env("SHIREN_CLOUD_KEY_ID", &s.key_id)
+        .env("SHIREN_CLOUD_KEY_SECRET", &s.secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!(
+        "--- {} calls in {:.1} s ---\n{}",
+        calls.len(),
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "client failed:\n{stdout}");
+    stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            println!("{v}");
+            (v["name"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+fn call(name: &str, flavour: &str, action: &str, params: Value, files: Value) -> Value {
+    json!({"name": name, "flavour": flavour, "action": action, "params": params, "files": files})
+}
+
+fn order(name: &str) -> String {
+    format!("{name}-{}", hex::encode(rand::random::<[u8; 4]>()))
+}
+
+fn code(r: &BTreeMap<String, Value>, name: &str) -> String {
+    r[name]["code"].as_str().unwrap_or("").to_string()
+}
+
+fn result<'a>(r: &'a BTreeMap<String, Value>, name: &str) -> &'a Value {
+    &r[name]["body"]["ResultObject"]
+}
+
+fn verify_score(r: &BTreeMap<String, Value>, name: &str) -> f64 {
+    let m: Value = serde_json::from_str(result(r, name)["MaterialInfo"].as_str().unwrap()).unwrap();
+    m["facialPictureFront"]["verifyScore"].as_f64().unwrap()
+}
+
+fn suite(backend: Backend) {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(pics) = pictures(tmp.path()) else {
+        println!("../shared/data is not there: the cloud action tests need its photos; skipped");
+        return;
+    };
+    let s = setup(backend, &pics);
+    let server = s
+        .inst
+        .serve_with("127.0.0.1:0".parse().unwrap(), &ALLOW_LOOPBACK);
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::copy(&pics.p_other, served.join("p.jpg")).unwrap();
+    std::fs::copy(&pics.big, served.join("big.jpg")).unwrap();
+    let pic_base = picture_server(served);
+
+    let contrast = |name: &str, flavour: &str, no: &str, cert_name: &str, files: Value| {
+        call(
+            name,
+            flavour,
+            "ContrastFaceVerify",
+            json!({"SceneId": ID_MIN, "OuterOrderNo": order(name), "ProductCode": "ID_MIN",
+                   "CertType": "IDENTITY_CARD", "CertName": cert_name, "CertNo": no}),
+            files,
+        )
+    };
+    let repeat_order = order("contrast-repeat");
+    let mut calls = vec![
+        contrast(
+            "contrast-pass",
+            "tea",
+            &s.no_p,
+            "张伟",
+            json!({"FaceContrastPicture": pics.p_other}),
+        ),
+        contrast(
+            "contrast-other-person",
+            "tea-v2",
+            &s.no_p,
+            "张伟",
+            json!({"FaceContrastPicture": pics.q}),
+        ),
+        contrast(
+            "contrast-unknown",
+            "tea",
+            &s.no_unknown,
+            "张伟",
+            json!({"FaceContrastPicture": pics.p_other}),
+        ),
+        contrast(
+            "contrast-wrong-name",
+            "tea",
+            &s.no_p,
+            "李娜",
+            json!({"FaceContrastPicture": pics.p_other}),
+        ),
+        contrast(
+            "contrast-no-face",
+            "tea",
+            &s.no_p,
+            "张伟",
+            json!({"FaceContrastPicture": pics.blank}),
+        ),
+        contrast(
+            "contrast-too-big",
+            "tea",
+            &s.no_p,
+            "张伟",
+            json!({"FaceContrastPicture": pics.big}),
+        ),
+    ];
+    for (i, name) in ["contrast-repeat-1", "contrast-repeat-2"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = contrast(
+            name,
+            if i == 0 { "tea" } else { "tea-v2" },
+            &s.no_p,
+            "张伟",
+            json!({"FaceContrastPicture": pics.p_other}),
+        );
+        c["params"]["OuterOrderNo"] = json!(repeat_order);
+        calls.push(c);
+    }
+    let with_params = |mut c: Value, extra: Value| {
+        for (k, v) in extra.as_object().unwrap() {
+            c["params"][k] = v.clone();
+        }
+        c
+    };
+    calls.extend([
+        with_params(
+            contrast("contrast-not-base64", "tea", &s.no_p, "张伟", json!({})),
+            json!({"FaceContrastPicture": "this is not base64!"}),
+        ),
+        with_params(
+            contrast("contrast-two-sources", "tea", &s.no_p, "张伟", json!({"FaceContrastPicture": pics.p_other})),
+            json!({"FaceContrastPictureUrl": format!("{pic_base}/pic/p.jpg")}),
+        ),
+        with_params(
+            contrast("contrast-url", "tea", &s.no_p, "张伟", json!({})),
+            json!({"FaceContrastPictureUrl": format!("{pic_base}/pic/p.jpg")}),
+        ),
+        with_params(
+            contrast("contrast-url-missing", "tea", &s.no_p, "张伟", json!({})),
+            json!({"FaceContrastPictureUrl": format!("{pic_base}/pic/none.jpg")}),
+        ),
+        with_params(
+            contrast("contrast-url-unreachable", "tea", &s.no_p, "张伟", json!({})),
+            json!({"FaceContrastPictureUrl": "http://127.0.0.1:1/p.jpg"}),
+        ),
+        with_params(
+            contrast("contrast-url-slow", "tea", &s.no_p, "张伟", json!({})),
+            json!({"FaceContrastPictureUrl": format!("{pic_base}/slow")}),
+        ),
+        with_params(
+            contrast("contrast-url-too-big", "tea", &s.no_p, "张伟", json!({})),
+            json!({"FaceContrastPictureUrl": format!("{pic_base}/pic/big.jpg")}),
+        ),
+        with_params(
+            contrast("contrast-wrong-scene", "tea", &s.no_p, "张伟", json!({"FaceContrastPicture": pics.p_other})),
+            json!({"SceneId": PV_FC}),
+        ),
+        with_params(
+            contrast("contrast-unknown-scene", "tea", &s.no_p, "张伟", json!({"FaceContrastPicture": pics.p_other})),
+            json!({"SceneId": 99}),
+        ),
+        call(
+            "compare-same",
+            "tea",
+            "CompareFaceVerify",
+            json!({"SceneId": PV_FC, "OuterOrderNo": order("compare-same"), "ProductCode": "PV_FC"}),
+            json!({"SourceFaceContrastPicture": pics.r1, "TargetFaceContrastPicture": pics.r2}),
+        ),
+        call(
+            "compare-different",
+            "legacy",
+            "CompareFaceVerify",
+            json!({"SceneId": PV_FC, "OuterOrderNo": order("compare-different"), "ProductCode": "PV_FC"}),
+            json!({"SourceFaceContrastPicture": pics.r1, "TargetFaceContrastPicture": pics.q}),
+        ),
+        call(
+            "compare-no-face",
+            "tea",
+            "CompareFaceVerify",
+            json!({"SceneId": PV_FC, "OuterOrderNo": order("compare-no-face"), "ProductCode": "PV_FC"}),
+            json!({"SourceFaceContrastPicture": pics.r1, "TargetFaceContrastPicture": pics.blank}),
+        ),
+        call(
+            "compare-missing-target",
+            "tea",
+            "CompareFaceVerify",
+            json!({"SceneId": PV_FC, "OuterOrderNo": order("compare-missing-target"), "ProductCode": "PV_FC"}),
+            json!({"SourceFaceContrastPicture": pics.r1}),
+        ),
+        call(
+            "liveness-photo",
+            "tea",
+            "LivenessFaceVerify",
+            json!({"SceneId": LR_FR_MIN, "OuterOrderNo": order("liveness-photo"), "ProductCode": "LR_FR_MIN"}),
+            json!({"FaceContrastPicture": pics.p_other}),
+        ),
+        call(
+            "liveness-two-people",
+            "tea",
+            "LivenessFaceVerify",
+            json!({"SceneId": LR_FR_MIN, "OuterOrderNo": order("liveness-two-people"), "ProductCode": "LR_FR_MIN"}),
+            json!({"FaceContrastPicture": pics.couple}),
+        ),
+    ]);
+    let r = run(&s, &server, &calls);
+    assert_eq!(r.len(), calls.len(), "every call answered");
+
+    // ID_MIN: the registry's person passes, another face or an unknown identity fails with its SubCode.
+    assert_eq!(code(&r, "contrast-pass"), "200");
+    assert_eq!(result(&r, "contrast-pass")["Passed"], "T");
+    assert_eq!(result(&r, "contrast-pass")["SubCode"], "200");
+    assert!(verify_score(&r, "contrast-pass") >= 70.0);
+    assert_eq!(result(&r, "contrast-other-person")["Passed"], "F");
+    assert_eq!(result(&r, "contrast-other-person")["SubCode"], "204");
+    assert!(verify_score(&r, "contrast-other-person") < 70.0);
+    assert_eq!(result(&r, "contrast-unknown")["SubCode"], "202");
+    assert_eq!(result(&r, "contrast-wrong-name")["SubCode"], "201");
+    // A retried request is answered from its first verdict.
+    assert_eq!(
+        result(&r, "contrast-repeat-1")["CertifyId"],
+        result(&r, "contrast-repeat-2")["CertifyId"]
+    );
+    // Unusable pictures are business errors, not verdicts.
+    assert_eq!(code(&r, "contrast-no-face"), "419");
+    assert_eq!(code(&r, "contrast-too-big"), "421");
+    assert_eq!(code(&r, "contrast-not-base64"), "419");
+    assert_eq!(code(&r, "contrast-two-sources"), "420");
+    assert_eq!(code(&r, "contrast-wrong-scene"), "401");
+    assert_eq!(code(&r, "contrast-unknown-scene"), "404");
+    // Picture URLs: fetched from an allowed address, else clear errors.
+    assert_eq!(
+        result(&r, "contrast-url")["Passed"],
+        "T",
+        "{}",
+        r["contrast-url"]
+    );
+    assert_eq!(code(&r, "contrast-url-missing"), "419");
+    assert_eq!(code(&r, "contrast-url-unreachable"), "419");
+    assert_eq!(code(&r, "contrast-url-slow"), "422");
+    assert_eq!(code(&r, "contrast-url-too-big"), "421");
+    // PV_FC.
+    assert_eq!(result(&r, "compare-same")["Passed"], "T");
+    assert!(result(&r, "compare-same")["VerifyScore"].as_f64().unwrap() >= 70.0);
+    assert_eq!(result(&r, "compare-different")["Passed"], "F");
+    assert!(
+        result(&r, "compare-different")["VerifyScore"]
+            .as_f64()
+            .unwrap()
+            < 70.0
+    );
+    assert_eq!(code(&r, "compare-no-face"), "419");
+    assert_eq!(code(&r, "compare-missing-target"), "400");
+    // LR_FR_MIN: one usable face passes (the docs state that one photo cannot prove liveness); two people fail.
+    assert_eq!(result(&r, "liveness-photo")["Passed"], "T");
+    assert_eq!(result(&r, "liveness-two-people")["Passed"], "F");
+    assert_eq!(result(&r, "liveness-two-people")["SubCode"], "205");
+
+    // DescribeFaceVerify reads a server-side verdict back; an undecided H5 verification has no result yet.
+    let id = result(&r, "contrast-pass")["CertifyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let init = call(
+        "init-id-pro",
+        "tea",
+        "InitFaceVerify",
+        json!({"SceneId": ID_PRO, "OuterOrderNo": order("init"), "ProductCode": "ID_PRO",
+               "CertType": "IDENTITY_CARD", "CertName": "张伟", "CertNo": s.no_p,
+               "MetaInfo": "{\"deviceType\":\"h5\"}"}),
+        json!({}),
+    );
+    let r2 = run(
+        &s,
+        &server,
+        &[
+            call(
+                "describe-contrast",
+                "tea",
+                "DescribeFaceVerify",
+                json!({"SceneId": ID_MIN, "CertifyId": id}),
+                json!({}),
+            ),
+            call(
+                "describe-unknown",
+                "legacy",
+                "DescribeFaceVerify",
+                json!({"SceneId": ID_MIN, "CertifyId": "nosuchid"}),
+                json!({}),
+            ),
+            init,
+        ],
+    );
+    assert_eq!(result(&r2, "describe-contrast")["Passed"], "T");
+    assert_eq!(code(&r2, "describe-unknown"), "406");
+    assert_eq!(code(&r2, "init-id-pro"), "200");
+    let url = result(&r2, "init-id-pro")["CertifyUrl"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/h5/certify/", server.public_url())),
+        "{url}"
+    );
+    let pending = result(&r2, "init-id-pro")["CertifyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r3 = run(
+        &s,
+        &server,
+        &[call(
+            "describe-pending",
+            "tea",
+            "DescribeFaceVerify",
+            json!({"SceneId": ID_PRO, "CertifyId": pending}),
+            json!({}),
+        )],
+    );
+    assert_eq!(code(&r3, "describe-pending"), "424");
+
+    // Private addresses are refused by a server without the test-only switch, before anything is fetched.
+    drop(server);
+    let strict = s.inst.serve("127.0.0.1:0".parse().unwrap());
+    let private: Vec<Value> = [
+        ("private-loopback", format!("{pic_base}/pic/p.jpg")),
+        ("private-10", "http://10.1.2.3/p.jpg".to_string()),
+        (
+            "private-metadata",
+            "http://169.254.169.254/latest/p.jpg".to_string(),
+        ),
+        ("private-localhost", "http://localhost/p.jpg".to_string()),
+    ]
+    .into_iter()
+    .map(|(name, url)| {
+        with_params(
+            contrast(name, "tea", &s.no_p, "张伟", json!({})),
+            json!({"FaceContrastPictureUrl": url}),
+        )
+    })
+    .collect();
+    let r4 = run(&s, &strict, &private);
+    for name in [
+        "private-loopback",
+        "private-10",
+        "private-metadata",
+        "private-localhost",
+    ] {
+        assert_eq!(code(&r4, name), "401", "{}", r4[name]);
+        assert!(
+            r4[name]["body"]["Message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("FaceContrastPictureUrl"),
+            "{}",
+            r4[name]
+        );
+    }
+
+    // Billing: one CALL record per verdict reached (retries and refusals bill nothing).
+    let verdicts = [
+        "contrast-pass",
+        "contrast-other-person",
+        "contrast-unknown",
+        "contrast-wrong-name",
+        "contrast-repeat-1",
+        "contrast-url",
+        "compare-same",
+        "compare-different",
+        "liveness-photo",
+        "liveness-two-people",
+    ];
+    let billed = s.inst.db.with(|db| async move {
+        shiren::db::billing::list(&db, &Default::default(), None, 1000)
+            .await
+            .unwrap()
+    });
+    println!("billed: {}", billed.len());
+    assert_eq!(billed.len(), verdicts.len());
+    assert!(billed.iter().all(|b| b.event == "CALL"));
+}
+
+#[test]
+fn cloud_actions_through_the_python_sdks_on_sqlite() {
+    suite(Backend::Sqlite);
+}
+
+#[test]
+fn cloud_actions_through_the_python_sdks_on_postgres() {
+    suite(Backend::Postgres);
+}

@@ -98,7 +98,14 @@ impl Default for CallbackSettings {
 /// `PRIVATE_ADDRESS`; the cloud API answers them with Code `401` (invalid parameter).
 pub fn validate_callback_url(url: &str, settings: &CallbackSettings) -> Result<(), FetchError> {
     let url = fetch::parse_url(url)?;
-    fetch::check_static(&url, &settings.rules())
+    let rules = settings.rules();
+    fetch::check_static(&url, &rules)?;
+    if fetch::is_localhost_name(&url) && !rules.allow_loopback {
+        return Err(FetchError::PrivateAddress {
+            host: url.host_str().unwrap_or_default().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// The URL a delivery calls: the merchant's URL with `certifyId`, `passed` and (when given) `callbackToken`

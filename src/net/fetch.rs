@@ -261,8 +261,8 @@ fn address_allowed(ip: IpAddr, rules: &Rules<'_>) -> bool {
     address::is_public(ip) || (rules.allow_loopback && address::is_loopback(ip))
 }
 
-/// The checks that need no network: scheme, allow-list, and the address when the host is a literal one (or a
-/// `localhost` name, which never leaves the machine).
+/// The checks that need no network: scheme, allow-list, and the address when the host is a literal one. Names
+/// are checked by [`resolve_checked`].
 pub(crate) fn check_static(url: &Url, rules: &Rules<'_>) -> Result<(), FetchError> {
     let scheme = url.scheme();
     if !rules.schemes.contains(&scheme) {
@@ -289,10 +289,15 @@ pub(crate) fn check_static(url: &Url, rules: &Rules<'_>) -> Result<(), FetchErro
         if !address_allowed(ip, rules) {
             return Err(FetchError::PrivateAddress { host });
         }
-    } else if (host == "localhost" || host.ends_with(".localhost")) && !rules.allow_loopback {
-        return Err(FetchError::PrivateAddress { host });
     }
     Ok(())
+}
+
+/// Whether `url` names `localhost` or a name under it (RFC 6761: never leaves the machine), which can be refused
+/// without resolving it.
+pub(crate) fn is_localhost_name(url: &Url) -> bool {
+    let host = host_of(url);
+    host == "localhost" || host.ends_with(".localhost")
 }
 
 /// Resolves the host of `url` and returns its addresses, all of which are allowed; refuses the URL when any is
@@ -471,8 +476,6 @@ mod tests {
             "http://0x7f000001/",
             "http://2130706433/",
             "http://[::ffff:127.0.0.1]/",
-            "http://localhost/",
-            "http://a.localhost/",
         ] {
             assert_eq!(
                 check(u, &any).unwrap_err().code(),

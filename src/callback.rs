@@ -140,10 +140,7 @@ pub struct CallbackDispatcher {
 /// What one attempt came to.
 enum Outcome {
     Delivered(u16),
-    Failed {
-        status: Option<u16>,
-        error: String,
-    },
+    Failed { status: Option<u16>, error: String },
 }
 
 impl CallbackDispatcher {

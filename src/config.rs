@@ -568,7 +568,10 @@ mod tests {
     #[test]
     fn picture_url_and_callback_settings() {
         let c = Config::default();
-        assert!(c.picture_url.allowed_hosts.is_empty(), "fetching is off by default");
+        assert!(
+            c.picture_url.allowed_hosts.is_empty(),
+            "fetching is off by default"
+        );
         assert_eq!(c.picture_url.max_bytes, 1 << 20);
         assert_eq!(c.picture_url.timeout_ms, 3000);
         assert_eq!(c.callback.max_attempts, 8);
@@ -577,7 +580,10 @@ mod tests {
             "[picture_url]\nallowed_hosts = [\"*.oss.example\"]\nmax_redirects = 1\n[callback]\nmax_attempts = 3\n",
         )
         .unwrap();
-        assert_eq!(c.picture_url.allowed_hosts, vec!["*.oss.example".to_string()]);
+        assert_eq!(
+            c.picture_url.allowed_hosts,
+            vec!["*.oss.example".to_string()]
+        );
         assert_eq!(c.picture_url.max_redirects, 1);
         assert_eq!(c.callback.max_attempts, 3);
         let env: HashMap<&str, &str> = [

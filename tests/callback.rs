@@ -166,7 +166,10 @@ async fn survives_a_restart(conn: DatabaseConnection, url: String) {
     let first = CallbackDispatcher::new(conn.clone(), settings());
     assert_eq!(first.run_once().await.unwrap(), 1);
     drop(first);
-    let d = callbacks::find(&conn, "cid-restart").await.unwrap().unwrap();
+    let d = callbacks::find(&conn, "cid-restart")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (d.status, d.attempts, d.last_status),
         (DeliveryStatus::Pending, 1, Some(500))
@@ -199,12 +202,18 @@ async fn gives_up_after_max_attempts(conn: DatabaseConnection, _url: String) {
     assert_eq!(d.last_status, Some(500));
     assert_eq!(d.delivered_at_ms, None);
     let err = d.last_error.clone().unwrap();
-    assert!(!err.contains("secret-token") && !err.contains("/cb"), "{err}");
+    assert!(
+        !err.contains("secret-token") && !err.contains("/cb"),
+        "{err}"
+    );
     assert!(!format!("{d:?}").contains("secret-token"));
     // Given up means given up: no further attempts.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(seen.lock().unwrap().queries.len(), 4);
-    assert!(callbacks::due(&conn, i64::MAX, 10).await.unwrap().is_empty());
+    assert!(callbacks::due(&conn, i64::MAX, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn two_dispatchers_never_deliver_twice(conn: DatabaseConnection, url: String) {
@@ -287,7 +296,10 @@ async fn private_address_refused_at_delivery(conn: DatabaseConnection, _url: Str
     task.abort();
     assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, 2));
     assert!(
-        d.last_error.as_deref().unwrap().contains("not a public address"),
+        d.last_error
+            .as_deref()
+            .unwrap()
+            .contains("not a public address"),
         "{d:?}"
     );
     assert!(seen.lock().unwrap().queries.is_empty());

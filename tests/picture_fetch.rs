@@ -199,7 +199,10 @@ async fn private_addresses_are_refused_without_the_test_switch() {
     assert_eq!(server.hits(), 0, "no refused URL may reach the server");
     // The same URLs that point at the test server work once the switch is on.
     let fetcher = PictureFetcher::new(policy(&["*"], true));
-    assert_eq!(fetcher.fetch(&server.url("/ok")).await.unwrap(), picture(5000));
+    assert_eq!(
+        fetcher.fetch(&server.url("/ok")).await.unwrap(),
+        picture(5000)
+    );
     let by_name = fetcher
         .fetch(&format!("http://localhost:{port}/ok"))
         .await
@@ -211,11 +214,7 @@ async fn private_addresses_are_refused_without_the_test_switch() {
         "http://169.254.169.254/latest/meta-data/".to_string(),
         "http://192.168.0.1/p.jpg".to_string(),
     ] {
-        assert_eq!(
-            code(fetcher.fetch(&url).await),
-            "PRIVATE_ADDRESS",
-            "{url}"
-        );
+        assert_eq!(code(fetcher.fetch(&url).await), "PRIVATE_ADDRESS", "{url}");
     }
 }
 
@@ -227,7 +226,10 @@ async fn the_allow_list_decides_which_hosts() {
     assert_eq!(e.code(), "URL_NOT_ALLOWED");
     assert!(e.to_string().contains("switched off"), "{e}");
     let only = PictureFetcher::new(policy(&["pics.example", "*.oss.example"], true));
-    assert_eq!(code(only.fetch(&server.url("/ok")).await), "URL_NOT_ALLOWED");
+    assert_eq!(
+        code(only.fetch(&server.url("/ok")).await),
+        "URL_NOT_ALLOWED"
+    );
     assert_eq!(
         code(only.fetch("ftp://pics.example/p.jpg").await),
         "URL_NOT_ALLOWED"
@@ -266,7 +268,10 @@ async fn redirects_are_checked_hop_by_hop() {
         "TOO_MANY_REDIRECTS"
     );
     let hits = server.hits();
-    assert_eq!(code(fetcher.fetch(&server.url("/loop")).await), "TOO_MANY_REDIRECTS");
+    assert_eq!(
+        code(fetcher.fetch(&server.url("/loop")).await),
+        "TOO_MANY_REDIRECTS"
+    );
     assert_eq!(server.hits() - hits, 4, "the URL and 3 redirects");
     let none = PictureFetcher::new(FetchPolicy {
         max_redirects: 0,

@@ -74,7 +74,11 @@ impl MigrationTrait for Migration {
                             .null(),
                     )
                     // HTTP status of the last attempt, if one came back.
-                    .col(ColumnDef::new(CallbackDeliveries::LastStatus).integer().null())
+                    .col(
+                        ColumnDef::new(CallbackDeliveries::LastStatus)
+                            .integer()
+                            .null(),
+                    )
                     // Why the last attempt failed, without URL or token.
                     .col(
                         ColumnDef::new(CallbackDeliveries::LastError)

@@ -185,11 +185,7 @@ async fn read_limited(
         return Err(FetchError::TooLarge(max));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| transport_error(host, e))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(host, e))? {
         if body.len() + chunk.len() > max {
             return Err(FetchError::TooLarge(max));
         }
@@ -351,7 +347,10 @@ async fn get_once(url: &Url, rules: &Rules<'_>) -> Result<reqwest::Response, Fet
     }
     let client = builder.build().map_err(|e| FetchError::Unreachable {
         host: host.clone(),
-        detail: format!("cannot build the HTTP client: {}", innermost(&e.without_url())),
+        detail: format!(
+            "cannot build the HTTP client: {}",
+            innermost(&e.without_url())
+        ),
     })?;
     client
         .get(url.clone())
@@ -477,11 +476,7 @@ mod tests {
             "http://2130706433/",
             "http://[::ffff:127.0.0.1]/",
         ] {
-            assert_eq!(
-                check(u, &any).unwrap_err().code(),
-                "PRIVATE_ADDRESS",
-                "{u}"
-            );
+            assert_eq!(check(u, &any).unwrap_err().code(), "PRIVATE_ADDRESS", "{u}");
         }
         assert_eq!(
             check(&format!("https://a.example/{}", "x".repeat(3000)), &any)

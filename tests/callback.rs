@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestDb};
+use common::{Backend, Instance, TestDb};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Query};
 use poem::{get, handler, http::StatusCode, EndpointExt, Route};
@@ -303,6 +303,75 @@ async fn private_address_refused_at_delivery(conn: DatabaseConnection, _url: Str
         "{d:?}"
     );
     assert!(seen.lock().unwrap().queries.is_empty());
+}
+
+/// A receiver on its own thread and runtime, for tests that drive a real `shiren serve` process.
+fn receiver_thread(fail_first: usize) -> (String, Arc<Mutex<Seen>>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            tx.send(receiver(fail_first).await).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().unwrap()
+}
+
+/// A real `shiren serve` delivers what its database holds, and after being killed between two attempts, the next
+/// process finishes the delivery.
+fn served_process_delivers_across_a_restart(backend: Backend) {
+    let (cb, seen) = receiver_thread(1);
+    let inst = Instance::new(backend);
+    inst.run(&["migrate"]);
+    let env = [
+        ("SHIREN_TEST_ALLOW_LOOPBACK_URLS", "1"),
+        ("SHIREN_TEST_ALLOW_HTTP_CALLBACKS", "1"),
+        ("SHIREN_CALLBACK_BACKOFF_INITIAL_MS", "1500"),
+        ("SHIREN_CALLBACK_POLL_MS", "100"),
+    ];
+    let bind: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut server = inst.serve_with(bind, &env);
+    let url = cb.clone();
+    inst.db.with(|conn| async move {
+        callbacks::enqueue(&conn, "cid-served", &url, Some("tok"), "200")
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let d = callbacks::find(&conn, "cid-served").await.unwrap().unwrap();
+            if d.attempts == 1 {
+                assert_eq!(d.status, DeliveryStatus::Pending);
+                break;
+            }
+            assert!(Instant::now() < deadline, "no attempt: {d:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    server.kill();
+    let t = Instant::now();
+    let _server = inst.serve_with(bind, &env);
+    println!("restarted in {:?}", t.elapsed());
+    let d = inst
+        .db
+        .with(|conn| async move { settled(&conn, "cid-served").await });
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Delivered, 2));
+    let s = seen.lock().unwrap();
+    assert_eq!(s.queries.len(), 2);
+    assert_eq!(s.queries[1]["callbackToken"], "tok");
+}
+
+#[test]
+fn served_process_sqlite() {
+    served_process_delivers_across_a_restart(Backend::Sqlite);
+}
+
+#[test]
+fn served_process_postgres() {
+    served_process_delivers_across_a_restart(Backend::Postgres);
 }
 
 macro_rules! on_both {

@@ -56,9 +56,71 @@ pub struct Config {
     pub default_scenes: std::collections::BTreeMap<String, i64>,
     /// Bearer token of the admin API and the console's login (`SHIREN_ADMIN_TOKEN`); both are off when unset.
     pub admin_token: Option<String>,
+    /// Fetching merchants' pictures by URL (`FaceContrastPictureUrl`) (`[picture_url]`).
+    pub picture_url: PictureUrlConfig,
+    /// Delivery of verification results to merchants' `CallbackUrl` (`[callback]`).
+    pub callback: CallbackConfig,
     /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
     /// one is on (`[testing]`).
     pub testing: TestingConfig,
+}
+
+/// Fetching a merchant's picture by URL. Whatever the allow-list says, only public addresses are ever contacted.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PictureUrlConfig {
+    /// Hosts pictures may be fetched from: `host.example` (exactly that host), `*.example` (any subdomain of
+    /// `example`, not `example` itself) or `*` (any host). Empty (the default) refuses every picture URL
+    /// (`SHIREN_PICTURE_URL_ALLOWED_HOSTS`, comma-separated).
+    pub allowed_hosts: Vec<String>,
+    /// Largest picture accepted, in bytes (`SHIREN_PICTURE_URL_MAX_BYTES`, default 1 MiB).
+    pub max_bytes: usize,
+    /// Time for the whole download, redirects included, in milliseconds (`SHIREN_PICTURE_URL_TIMEOUT_MS`,
+    /// default 3000).
+    pub timeout_ms: u64,
+    /// Redirects followed, each checked like the original URL (`SHIREN_PICTURE_URL_MAX_REDIRECTS`, default 3).
+    pub max_redirects: usize,
+}
+
+impl Default for PictureUrlConfig {
+    fn default() -> Self {
+        PictureUrlConfig {
+            allowed_hosts: Vec::new(),
+            max_bytes: 1024 * 1024,
+            timeout_ms: 3000,
+            max_redirects: 3,
+        }
+    }
+}
+
+/// Callback delivery: retried with exponential backoff until the merchant answers 2xx or the attempts run out.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Time for one delivery attempt, in milliseconds (`SHIREN_CALLBACK_TIMEOUT_MS`, default 5000).
+    pub timeout_ms: u64,
+    /// Attempts before a delivery is given up and recorded as failed (`SHIREN_CALLBACK_MAX_ATTEMPTS`, default 8).
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt, doubled after each further one, in milliseconds
+    /// (`SHIREN_CALLBACK_BACKOFF_INITIAL_MS`, default 1000).
+    pub backoff_initial_ms: u64,
+    /// Longest wait between attempts, in milliseconds (`SHIREN_CALLBACK_BACKOFF_MAX_MS`, default 60000).
+    pub backoff_max_ms: u64,
+    /// How often the database is polled for due deliveries when nothing wakes the dispatcher, in milliseconds
+    /// (`SHIREN_CALLBACK_POLL_MS`, default 5000).
+    pub poll_ms: u64,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            timeout_ms: 5000,
+            max_attempts: 8,
+            backoff_initial_ms: 1000,
+            backoff_max_ms: 60_000,
+            poll_ms: 5000,
+        }
+    }
 }
 
 /// The authority the decision compares against.
@@ -127,12 +189,20 @@ pub struct TestingConfig {
     pub fixed_challenge: Option<Vec<String>>,
     /// Skip the colour-flash check (`SHIREN_TEST_SKIP_COLOUR_CHECK=1`): a recorded video cannot reflect the flashes.
     pub skip_colour_check: bool,
+    /// Picture URLs and callbacks may reach loopback addresses (127.0.0.0/8, ::1), so tests can serve them from
+    /// the test process (`SHIREN_TEST_ALLOW_LOOPBACK_URLS=1`). Other private addresses stay refused.
+    pub allow_loopback_urls: bool,
+    /// Callback URLs may be plain `http` (`SHIREN_TEST_ALLOW_HTTP_CALLBACKS=1`); otherwise `https` is required.
+    pub allow_http_callbacks: bool,
 }
 
 impl TestingConfig {
     /// Whether any test-only setting is on.
     pub fn any(&self) -> bool {
-        self.fixed_challenge.is_some() || self.skip_colour_check
+        self.fixed_challenge.is_some()
+            || self.skip_colour_check
+            || self.allow_loopback_urls
+            || self.allow_http_callbacks
     }
 }
 
@@ -178,6 +248,8 @@ impl Default for Config {
             decision: DecisionConfig::default(),
             default_scenes: Default::default(),
             admin_token: None,
+            picture_url: PictureUrlConfig::default(),
+            callback: CallbackConfig::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -213,6 +285,8 @@ impl fmt::Debug for Config {
             .field("decision", &self.decision)
             .field("default_scenes", &self.default_scenes)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("picture_url", &self.picture_url)
+            .field("callback", &self.callback)
             .field("testing", &self.testing)
             .finish()
     }
@@ -348,6 +422,43 @@ impl Config {
         if let Some(v) = get("SHIREN_TEST_SKIP_COLOUR_CHECK") {
             self.testing.skip_colour_check = matches!(v.trim(), "1" | "true" | "yes");
         }
+        if let Some(v) = get("SHIREN_TEST_ALLOW_LOOPBACK_URLS") {
+            self.testing.allow_loopback_urls = matches!(v.trim(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get("SHIREN_TEST_ALLOW_HTTP_CALLBACKS") {
+            self.testing.allow_http_callbacks = matches!(v.trim(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get("SHIREN_PICTURE_URL_ALLOWED_HOSTS") {
+            self.picture_url.allowed_hosts = v
+                .split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("SHIREN_PICTURE_URL_MAX_BYTES") {
+            self.picture_url.max_bytes = parse("SHIREN_PICTURE_URL_MAX_BYTES", &v)?;
+        }
+        if let Some(v) = get("SHIREN_PICTURE_URL_TIMEOUT_MS") {
+            self.picture_url.timeout_ms = parse("SHIREN_PICTURE_URL_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_PICTURE_URL_MAX_REDIRECTS") {
+            self.picture_url.max_redirects = parse("SHIREN_PICTURE_URL_MAX_REDIRECTS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_CALLBACK_TIMEOUT_MS") {
+            self.callback.timeout_ms = parse("SHIREN_CALLBACK_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_CALLBACK_MAX_ATTEMPTS") {
+            self.callback.max_attempts = parse("SHIREN_CALLBACK_MAX_ATTEMPTS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_CALLBACK_BACKOFF_INITIAL_MS") {
+            self.callback.backoff_initial_ms = parse("SHIREN_CALLBACK_BACKOFF_INITIAL_MS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_CALLBACK_BACKOFF_MAX_MS") {
+            self.callback.backoff_max_ms = parse("SHIREN_CALLBACK_BACKOFF_MAX_MS", &v)?;
+        }
+        if let Some(v) = get("SHIREN_CALLBACK_POLL_MS") {
+            self.callback.poll_ms = parse("SHIREN_CALLBACK_POLL_MS", &v)?;
+        }
         if let Some(v) = get("SHIREN_LOG_FORMAT") {
             self.log_format = match v.trim().to_ascii_lowercase().as_str() {
                 "json" => LogFormat::Json,
@@ -452,6 +563,41 @@ mod tests {
         assert_eq!(c.certify_ttl_secs, 60);
         assert_eq!(c.effective_public_url(c.bind), "http://localhost");
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn picture_url_and_callback_settings() {
+        let c = Config::default();
+        assert!(
+            c.picture_url.allowed_hosts.is_empty(),
+            "fetching is off by default"
+        );
+        assert_eq!(c.picture_url.max_bytes, 1 << 20);
+        assert_eq!(c.picture_url.timeout_ms, 3000);
+        assert_eq!(c.callback.max_attempts, 8);
+        assert!(!c.testing.any());
+        let mut c: Config = toml::from_str(
+            "[picture_url]\nallowed_hosts = [\"*.oss.example\"]\nmax_redirects = 1\n[callback]\nmax_attempts = 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.picture_url.allowed_hosts,
+            vec!["*.oss.example".to_string()]
+        );
+        assert_eq!(c.picture_url.max_redirects, 1);
+        assert_eq!(c.callback.max_attempts, 3);
+        let env: HashMap<&str, &str> = [
+            ("SHIREN_PICTURE_URL_ALLOWED_HOSTS", "a.example, *.b.example"),
+            ("SHIREN_PICTURE_URL_TIMEOUT_MS", "500"),
+            ("SHIREN_CALLBACK_BACKOFF_INITIAL_MS", "20"),
+            ("SHIREN_TEST_ALLOW_LOOPBACK_URLS", "1"),
+        ]
+        .into();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.picture_url.allowed_hosts, ["a.example", "*.b.example"]);
+        assert_eq!(c.picture_url.timeout_ms, 500);
+        assert_eq!(c.callback.backoff_initial_ms, 20);
+        assert!(c.testing.allow_loopback_urls && c.testing.any());
     }
 
     #[test]

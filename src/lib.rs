@@ -2,6 +2,7 @@
 pub mod api;
 pub mod authority;
 pub mod billing;
+pub mod callback;
 pub mod certify;
 pub mod config;
 pub mod db;
@@ -10,6 +11,7 @@ pub mod face;
 pub mod gateway;
 pub mod keys;
 pub mod metrics;
+pub mod net;
 pub mod openplatform;
 pub mod sensitive;
 pub mod storage;
@@ -45,6 +47,12 @@ pub struct AppContext {
     pub metrics: Arc<metrics::Metrics>,
     /// The cloud ID-verification API's actions.
     pub cloud: certify::cloud::CloudService,
+    /// Fetches merchants' pictures by URL under `[picture_url]`.
+    pub pictures: net::PictureFetcher,
+    /// How callbacks are delivered (and `CallbackUrl`s validated) under `[callback]`.
+    pub callback_settings: callback::CallbackSettings,
+    /// Wakes the callback dispatcher: `notify_one()` after a transaction that enqueued a delivery commits.
+    pub callback_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -159,6 +167,9 @@ pub fn build_context(
     );
     Ok(Arc::new(AppContext {
         cloud,
+        pictures: net::PictureFetcher::new(net::FetchPolicy::from_config(&config)),
+        callback_settings: callback::CallbackSettings::from_config(&config),
+        callback_wake: Arc::new(tokio::sync::Notify::new()),
         templates: templates()?,
         hosted,
         store,
@@ -219,6 +230,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     });
+    // Callbacks of finished verifications: delivered (and retried) from the database, woken after each enqueue.
+    callback::CallbackDispatcher::new(ctx.db.clone(), ctx.callback_settings.clone())
+        .with_wake(ctx.callback_wake.clone())
+        .spawn();
     tracing::info!(%bound, %public_url, "shiren is serving");
     // Scripts and tests read this line to learn the bound address.
     println!("listening on http://{bound}");

@@ -2,6 +2,7 @@
 pub mod apps;
 pub mod attempts;
 pub mod billing;
+pub mod callbacks;
 mod entities;
 pub mod identities;
 pub mod scenes;

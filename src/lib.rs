@@ -148,6 +148,9 @@ pub fn build_context(
     }
     let authority = build_authority(&config, &db, &store, face.recogniser_id())?;
     let metrics = Arc::new(metrics::Metrics::default());
+    let pictures = net::PictureFetcher::new(net::FetchPolicy::from_config(&config));
+    let callback_settings = callback::CallbackSettings::from_config(&config);
+    let callback_wake = Arc::new(tokio::sync::Notify::new());
     let hosted = certify::hosted::HostedService::new(
         db.clone(),
         store.clone(),
@@ -156,7 +159,8 @@ pub fn build_context(
         hosted_settings,
         Arc::new(SystemClock),
     )
-    .with_metrics(metrics.clone());
+    .with_metrics(metrics.clone())
+    .with_callback_wake(callback_wake.clone());
     let cloud = certify::cloud::CloudService::new(
         db.clone(),
         store.clone(),
@@ -164,12 +168,13 @@ pub fn build_context(
         hosted.clone(),
         public_url.clone(),
         Arc::new(SystemClock),
-    );
+    )
+    .with_outbound(pictures.clone(), callback_settings.clone());
     Ok(Arc::new(AppContext {
         cloud,
-        pictures: net::PictureFetcher::new(net::FetchPolicy::from_config(&config)),
-        callback_settings: callback::CallbackSettings::from_config(&config),
-        callback_wake: Arc::new(tokio::sync::Notify::new()),
+        pictures,
+        callback_settings,
+        callback_wake,
         templates: templates()?,
         hosted,
         store,

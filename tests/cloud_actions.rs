@@ -18,8 +18,11 @@ const ID_MIN: i64 = 4001;
 const PV_FC: i64 = 4002;
 const LR_FR_MIN: i64 = 4003;
 const ID_PRO: i64 = 4004;
-/// Loopback picture URLs are allowed only through this test-only switch.
-const ALLOW_LOOPBACK: [(&str, &str); 1] = [("SHIREN_TEST_ALLOW_PRIVATE_PICTURE_URLS", "1")];
+/// Picture URLs of any host; loopback ones only through the test-only switch.
+const ALLOW_LOOPBACK: [(&str, &str); 2] = [
+    ("SHIREN_PICTURE_URL_ALLOWED_HOSTS", "*"),
+    ("SHIREN_TEST_ALLOW_LOOPBACK_URLS", "1"),
+];
 
 struct Pictures {
     /// Person P: the registry's photo, and another photo of P.
@@ -514,7 +517,10 @@ fn suite(backend: Backend) {
 
     // Private addresses are refused by a server without the test-only switch, before anything is fetched.
     drop(server);
-    let strict = s.inst.serve("127.0.0.1:0".parse().unwrap());
+    let strict = s.inst.serve_with(
+        "127.0.0.1:0".parse().unwrap(),
+        &[("SHIREN_PICTURE_URL_ALLOWED_HOSTS", "*")],
+    );
     let private: Vec<Value> = [
         ("private-loopback", format!("{pic_base}/pic/p.jpg")),
         ("private-10", "http://10.1.2.3/p.jpg".to_string()),

@@ -14,10 +14,13 @@ mod common;
 const APP_ID: &str = "2021000000000077";
 const RETURN: &str = "http://127.0.0.1:9/back/";
 const Y4M_SCALE: &str = "scale='min(640,iw)':'min(480,ih)':force_original_aspect_ratio=decrease:force_divisible_by=2,format=yuv420p";
-const TEST_SETTINGS: [(&str, &str); 3] = [
+const TEST_SETTINGS: [(&str, &str); 5] = [
     ("SHIREN_TEST_FIXED_CHALLENGE", "turn_left,open_mouth"),
     ("SHIREN_TEST_SKIP_COLOUR_CHECK", "1"),
-    ("SHIREN_TEST_ALLOW_PRIVATE_PICTURE_URLS", "1"),
+    // The merchant's callback receiver is a plain-http server on loopback.
+    ("SHIREN_TEST_ALLOW_LOOPBACK_URLS", "1"),
+    ("SHIREN_TEST_ALLOW_HTTP_CALLBACKS", "1"),
+    ("SHIREN_CALLBACK_BACKOFF_INITIAL_MS", "300"),
 ];
 
 struct Material {

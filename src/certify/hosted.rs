@@ -324,6 +324,7 @@ pub struct HostedService {
     settings: HostedSettings,
     clock: Arc<dyn Clock>,
     metrics: Arc<crate::metrics::Metrics>,
+    callback_wake: Arc<tokio::sync::Notify>,
 }
 
 impl HostedService {
@@ -345,7 +346,14 @@ impl HostedService {
             settings,
             clock,
             metrics: Default::default(),
+            callback_wake: Default::default(),
         }
+    }
+
+    /// Wakes the callback dispatcher after a final verdict (see [`crate::callback`]).
+    pub fn with_callback_wake(mut self, wake: Arc<tokio::sync::Notify>) -> HostedService {
+        self.callback_wake = wake;
+        self
     }
 
     /// The metrics decisions are counted into.
@@ -729,6 +737,7 @@ impl HostedService {
                 material_info: &material_info,
                 face_image_key: face_key.as_deref(),
                 billing: billing.clone(),
+                callback_code: super::cloud::codes::sub_code(d.passed, reason_code),
             }),
             self.clock.now(),
         )
@@ -743,6 +752,10 @@ impl HostedService {
         if !recorded {
             self.forget(face_key.as_deref()).await;
             return Err(HostedError::ChallengeInvalid);
+        }
+        if is_final {
+            // A queued callback goes out now rather than at the dispatcher's next poll.
+            self.callback_wake.notify_one();
         }
         self.metrics.stage("record", stage.elapsed());
         self.metrics.stage("total", started.elapsed());

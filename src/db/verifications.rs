@@ -341,6 +341,9 @@ pub struct Verdict<'a> {
     pub face_image_key: Option<&'a str>,
     /// The billable event of this verdict, written in the same transaction.
     pub billing: Option<super::billing::BillingEvent>,
+    /// The `passed` value (the cloud API's SubCode) a callback of this verdict carries; a delivery is queued in
+    /// the same transaction when the verification has a callback URL.
+    pub callback_code: &'a str,
 }
 
 /// Records an attempt's outcome and, when final, the verification's verdict, in one transaction. Returns false
@@ -392,6 +395,13 @@ pub async fn record_attempt(
         if r.rows_affected != 1 {
             txn.rollback().await?;
             return Ok(false);
+        }
+        let model = verification::Entity::find_by_id(v.certify_id.to_string())
+            .one(&txn)
+            .await?;
+        if let Some(url) = model.as_ref().and_then(|m| m.callback_url.as_deref()) {
+            let token = model.as_ref().and_then(|m| m.callback_token.as_deref());
+            super::callbacks::enqueue(&txn, v.certify_id, url, token, v.callback_code).await?;
         }
         if let Some(event) = &v.billing {
             if !super::billing::insert(&txn, v.certify_id, event, now).await? {

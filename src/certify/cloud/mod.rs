@@ -23,11 +23,13 @@ use super::request::{InitializeRequest, ReserveStrategy};
 use super::service::{CertifyService, Clock};
 use super::state::State;
 use crate::authority::Lookup;
+use crate::callback::CallbackSettings;
 use crate::db::apps::App;
 use crate::db::scenes::Scene;
 use crate::db::verifications::{self, InsertOutcome, NewVerification, Verdict, Verification};
 use crate::face::engine::{cosine, FaceEngine};
 use crate::face::image::DecodeLimits;
+use crate::net::fetch::{FetchPolicy, PictureFetcher};
 use crate::sensitive::Sensitive;
 use crate::storage::ObjectStore;
 
@@ -68,6 +70,8 @@ pub struct CloudService {
     hosted: HostedService,
     public_url: String,
     clock: Arc<dyn Clock>,
+    pictures: PictureFetcher,
+    callback: CallbackSettings,
 }
 
 type Outcome = Result<Value, CloudError>;
@@ -88,7 +92,20 @@ impl CloudService {
             hosted,
             public_url,
             clock,
+            pictures: PictureFetcher::new(FetchPolicy::default()),
+            callback: CallbackSettings::default(),
         }
+    }
+
+    /// The picture fetcher and callback rules to use (the config's; the defaults refuse picture URLs).
+    pub fn with_outbound(
+        mut self,
+        pictures: PictureFetcher,
+        callback: CallbackSettings,
+    ) -> CloudService {
+        self.pictures = pictures;
+        self.callback = callback;
+        self
     }
 
     /// Runs `action` for `app` (already authenticated) with the merged parameters. `Err` only for failures of the
@@ -201,6 +218,8 @@ impl CloudService {
         let callback = match params::optional(params, "CallbackUrl") {
             Some(u) => {
                 params::check_callback_url(u)?;
+                crate::callback::validate_callback_url(u, &self.callback)
+                    .map_err(|e| CloudError::invalid(format!("CallbackUrl cannot be used: {e}")))?;
                 let token = params::optional(params, "CallbackToken").map(str::to_string);
                 if token.as_ref().is_some_and(|t| t.len() > 128) {
                     return Err(CloudError::invalid(
@@ -336,6 +355,7 @@ impl CloudService {
                         material_info: &d.material_info,
                         face_image_key: None,
                         billing: billing.clone(),
+                        callback_code: sub_code(d.passed, d.fail_reason),
                     },
                 )
                 .await;
@@ -650,9 +670,21 @@ impl CloudService {
                 }
                 Ok(bytes)
             }
-            PictureSource::Url { name, .. } => Err(CloudError::invalid(format!(
-                "{name}: fetching pictures by URL is not enabled on this server"
-            ))),
+            PictureSource::Url { name, value } => {
+                use crate::net::fetch::FetchError;
+                self.pictures.fetch(value).await.map_err(|e| {
+                    let message = format!("{name} cannot be fetched: {e}");
+                    match e {
+                        // Where the server may not go is the request's fault, not the picture's.
+                        FetchError::BadUrl(_)
+                        | FetchError::NotAllowed(_)
+                        | FetchError::PrivateAddress { .. } => CloudError::invalid(message),
+                        FetchError::TooLarge(_) => CloudError::too_large(message),
+                        FetchError::Timeout(_) => CloudError::too_slow(message),
+                        _ => CloudError::unusable(message),
+                    }
+                })
+            }
             PictureSource::CertifyId { name, value } => {
                 let v = match self.owned(app, value).await {
                     Ok(v) => v,

@@ -1,8 +1,10 @@
 //! shiren (实人): self-hostable, financial-grade real-person verification.
+pub mod access_keys;
 pub mod api;
 pub mod authority;
 pub mod billing;
 pub mod certify;
+pub mod cloudgate;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -45,6 +47,8 @@ pub struct AppContext {
     pub metrics: Arc<metrics::Metrics>,
     /// The cloud ID-verification API's actions.
     pub cloud: certify::cloud::CloudService,
+    /// The cloud API's front door (authentication, then `cloud`).
+    pub cloud_gate: cloudgate::CloudGate,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -150,8 +154,17 @@ pub fn build_context(
     )
     .with_metrics(metrics.clone());
     let cloud = certify::cloud::CloudService::new(db.clone());
+    let cloud_gate = cloudgate::CloudGate::new(
+        db.clone(),
+        cloud.clone(),
+        access_keys::SecretBox::from_config(&config)?,
+        Arc::new(SystemClock),
+        config.timestamp_skew_secs,
+        &public_url,
+    );
     Ok(Arc::new(AppContext {
         cloud,
+        cloud_gate,
         templates: templates()?,
         hosted,
         store,

@@ -52,8 +52,9 @@ impl std::fmt::Debug for SecretBox {
 impl SecretBox {
     /// A box with this 32-byte key.
     pub fn from_key(bytes: &[u8; 32]) -> SecretBox {
-        let unbound = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, bytes)
-            .unwrap_or_else(|_| unreachable!("a 32-byte key is always valid for ChaCha20-Poly1305"));
+        let unbound = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, bytes).unwrap_or_else(|_| {
+            unreachable!("a 32-byte key is always valid for ChaCha20-Poly1305")
+        });
         SecretBox {
             key: std::sync::Arc::new(aead::LessSafeKey::new(unbound)),
         }
@@ -116,9 +117,9 @@ fn parse_key(text: &str) -> Option<[u8; 32]> {
 /// Reads the key file, or creates it (32 random bytes as hex, mode 0600) when it does not exist.
 pub fn load_or_create(path: &Path) -> anyhow::Result<SecretBox> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Ok(SecretBox::from_key(&parse_key(&text).with_context(|| {
-            format!("{} must hold 64 hex digits (32 bytes)", path.display())
-        })?)),
+        Ok(text) => Ok(SecretBox::from_key(&parse_key(&text).with_context(
+            || format!("{} must hold 64 hex digits (32 bytes)", path.display()),
+        )?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

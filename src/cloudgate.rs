@@ -238,7 +238,13 @@ impl CloudGate {
         if status >= 500 {
             tracing::error!(request_id, action, code, "cloud API request failed");
         } else {
-            tracing::info!(request_id, action, code, status, "cloud API request refused");
+            tracing::info!(
+                request_id,
+                action,
+                code,
+                status,
+                "cloud API request refused"
+            );
         }
         let body = json!({
             "RequestId": request_id,
@@ -355,7 +361,11 @@ impl CloudGate {
     ) -> Result<Caller, GateError> {
         let auth = acs::parse_authorization(header)
             .map_err(|e| GateError::IncompleteSignature(e.to_string()))?;
-        let mut required = vec!["x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256"];
+        let mut required = vec![
+            "x-acs-date",
+            "x-acs-signature-nonce",
+            "x-acs-content-sha256",
+        ];
         if req.header("x-acs-action").is_some() {
             required.push("x-acs-action");
         }
@@ -426,10 +436,7 @@ impl CloudGate {
                 "SignatureMethod must be HMAC-SHA1".into(),
             ));
         }
-        if params
-            .get("SignatureVersion")
-            .is_some_and(|v| v != "1.0")
-        {
+        if params.get("SignatureVersion").is_some_and(|v| v != "1.0") {
             return Err(GateError::IncompleteSignature(
                 "SignatureVersion must be 1.0".into(),
             ));
@@ -456,7 +463,10 @@ impl CloudGate {
     }
 
     /// The key's app and clear secret; refused when unknown, disabled, or its app is disabled.
-    async fn caller(&self, key_id: &str) -> Result<(Caller, crate::access_keys::Secret), GateError> {
+    async fn caller(
+        &self,
+        key_id: &str,
+    ) -> Result<(Caller, crate::access_keys::Secret), GateError> {
         let stored = db::cloud_keys::find(&self.db, key_id)
             .await
             .map_err(|e| internal("access key lookup", e))?

@@ -444,7 +444,10 @@ async fn access_key_command(
             Ok(())
         }
         AccessKeyCommand::List { app_id } => {
-            println!("{:<24}  {:<8}  {:<20}  last used", "access_key_id", "status", "created");
+            println!(
+                "{:<24}  {:<8}  {:<20}  last used",
+                "access_key_id", "status", "created"
+            );
             let time = |t: i64| {
                 chrono::DateTime::from_timestamp(t, 0)
                     .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())

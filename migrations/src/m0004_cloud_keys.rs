@@ -86,7 +86,11 @@ impl MigrationTrait for Migration {
                             .string_len(64)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(CloudNonces::Nonce).string_len(128).not_null())
+                    .col(
+                        ColumnDef::new(CloudNonces::Nonce)
+                            .string_len(128)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(CloudNonces::SeenAt).big_integer().not_null())
                     // The replay check: a second insert of the same nonce for the same key fails.
                     .primary_key(

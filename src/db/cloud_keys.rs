@@ -59,7 +59,10 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn find(db: &DatabaseConnection, access_key_id: &str) -> Result<Option<StoredKey>, DbErr> {
+pub async fn find(
+    db: &DatabaseConnection,
+    access_key_id: &str,
+) -> Result<Option<StoredKey>, DbErr> {
     Ok(key::Entity::find_by_id(access_key_id.to_string())
         .one(db)
         .await?
@@ -95,7 +98,10 @@ pub async fn disable(db: &DatabaseConnection, access_key_id: &str) -> Result<boo
 /// Records that a key was used at `now`.
 pub async fn touch(db: &DatabaseConnection, access_key_id: &str, now: i64) -> Result<(), DbErr> {
     key::Entity::update_many()
-        .col_expr(key::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(
+            key::Column::LastUsedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
         .filter(key::Column::AccessKeyId.eq(access_key_id))
         .exec(db)
         .await?;

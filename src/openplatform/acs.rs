@@ -22,8 +22,12 @@ pub fn percent_encode(s: &str) -> String {
             out.push(b as char);
         } else {
             out.push('%');
-            out.push(char::from_digit(u32::from(b >> 4), 16).map_or('0', |c| c.to_ascii_uppercase()));
-            out.push(char::from_digit(u32::from(b & 15), 16).map_or('0', |c| c.to_ascii_uppercase()));
+            out.push(
+                char::from_digit(u32::from(b >> 4), 16).map_or('0', |c| c.to_ascii_uppercase()),
+            );
+            out.push(
+                char::from_digit(u32::from(b & 15), 16).map_or('0', |c| c.to_ascii_uppercase()),
+            );
         }
     }
     out
@@ -43,7 +47,9 @@ pub struct Authorization {
 /// Why an `Authorization` header could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthorizationError {
-    #[error("the Authorization header is not `<algorithm> Credential=…,SignedHeaders=…,Signature=…`")]
+    #[error(
+        "the Authorization header is not `<algorithm> Credential=…,SignedHeaders=…,Signature=…`"
+    )]
     Malformed,
     #[error("the signature algorithm is not supported (use ACS3-HMAC-SHA256)")]
     UnsupportedAlgorithm,
@@ -69,9 +75,7 @@ pub fn parse_authorization(header: &str) -> Result<Authorization, AuthorizationE
         if part.is_empty() {
             continue;
         }
-        let (name, value) = part
-            .split_once('=')
-            .ok_or(AuthorizationError::Malformed)?;
+        let (name, value) = part.split_once('=').ok_or(AuthorizationError::Malformed)?;
         let slot = match name.trim() {
             "Credential" => &mut credential,
             "SignedHeaders" => &mut signed,
@@ -233,7 +237,9 @@ mod tests {
     use super::*;
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -331,7 +337,9 @@ mod tests {
                 Malformed,
             ),
             (
-                format!("ACS3-HMAC-SHA256 Credential=K,Credential=L,SignedHeaders=host,Signature={sig}"),
+                format!(
+                    "ACS3-HMAC-SHA256 Credential=K,Credential=L,SignedHeaders=host,Signature={sig}"
+                ),
                 Malformed,
             ),
             (
@@ -372,7 +380,8 @@ mod tests {
             |h| headers.get(h).map(|v| format!("  {v} ")),
             VECTOR_BODY_SHA256,
         );
-        assert!(cr.starts_with("POST\n/\nCertifyId=sha%201%2Bx&SceneId=1000\naccept:application/json\n"));
+        assert!(cr
+            .starts_with("POST\n/\nCertifyId=sha%201%2Bx&SceneId=1000\naccept:application/json\n"));
         assert!(cr.contains("x-acs-version:2019-03-07\n\naccept;content-type;host;"));
         assert_eq!(sha256_hex(cr.as_bytes()), VECTOR_CR_SHA256);
         let sts = acs3_string_to_sign(&cr);
@@ -386,9 +395,12 @@ mod tests {
     }
 
     const VECTOR_BODY: &str = "Crop=T&FaceContrastPicture=a%2Bb%3D&Model=LIVENESS";
-    const VECTOR_BODY_SHA256: &str = "073495aab050b6e5cc3dc2f1a7c742efd467cb52370012bc2713299f7dc96113";
-    const VECTOR_CR_SHA256: &str = "e82de150f5d0b3e5388fe542a536c111a10ea1d0b5dff3abcb19fc15d16082f8";
-    const VECTOR_ACS3_SIGNATURE: &str = "6f6e2b6a34c2f379733dd70d2f18ec8b682cf31499057c13fca094102d771078";
+    const VECTOR_BODY_SHA256: &str =
+        "073495aab050b6e5cc3dc2f1a7c742efd467cb52370012bc2713299f7dc96113";
+    const VECTOR_CR_SHA256: &str =
+        "e82de150f5d0b3e5388fe542a536c111a10ea1d0b5dff3abcb19fc15d16082f8";
+    const VECTOR_ACS3_SIGNATURE: &str =
+        "6f6e2b6a34c2f379733dd70d2f18ec8b682cf31499057c13fca094102d771078";
 
     /// The legacy SDK's DescribeFaceVerify; expected values computed independently with Python.
     #[test]
@@ -415,7 +427,10 @@ mod tests {
         assert!(sts.starts_with("POST&%2F&AccessKeyId%3DtestId%26Action%3DDescribeFaceVerify%26CertifyId%3Da%2520b%252Ac~%26"));
         assert!(!sts.contains("ignored"));
         assert!(sts.contains("Timestamp%3D2026-12-03T06%253A27%253A09Z"));
-        assert!(!sts.contains(':'), "the legacy SDK splits the error message on ':'");
+        assert!(
+            !sts.contains(':'),
+            "the legacy SDK splits the error message on ':'"
+        );
         assert_eq!(sha256_hex(sts.as_bytes()), VECTOR_RPC_STS_SHA256);
         let sig = rpc_signature("testSecret", &sts);
         assert_eq!(sig, VECTOR_RPC_SIGNATURE);
@@ -425,7 +440,8 @@ mod tests {
         assert!(!rpc_verify("testSecret", &sts, ""));
     }
 
-    const VECTOR_RPC_STS_SHA256: &str = "0f7b1fb8be97a5f462cbfca526e9699af8220defc415def7465350c02f04e55b";
+    const VECTOR_RPC_STS_SHA256: &str =
+        "0f7b1fb8be97a5f462cbfca526e9699af8220defc415def7465350c02f04e55b";
     const VECTOR_RPC_SIGNATURE: &str = "37LjG7m2rdkgDNxoFC0+lvoaKvg=";
 
     #[test]
@@ -434,7 +450,13 @@ mod tests {
         assert_eq!(parse_utc("2026-12-03T06:27:09Z"), Some(1_796_279_229));
         assert_eq!(parse_utc("2026-12-03T14:27:09+08:00"), Some(1_796_279_229));
         assert_eq!(parse_utc("2026-12-03T06:27:09.5Z"), Some(1_796_279_229));
-        for bad in ["", "2026-12-03", "2026-12-03 06:27:09", "yesterday", "2026-13-03T06:27:09Z"] {
+        for bad in [
+            "",
+            "2026-12-03",
+            "2026-12-03 06:27:09",
+            "yesterday",
+            "2026-13-03T06:27:09Z",
+        ] {
             assert_eq!(parse_utc(bad), None, "{bad}");
         }
     }

@@ -254,6 +254,9 @@ fn raw(
     let hostport = addr.trim_start_matches("http://");
     let mut stream = TcpStream::connect(hostport).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k == "host") {
+        head.push_str(&format!("host: {hostport}\r\n"));
+    }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -344,15 +347,16 @@ fn acs3(
             signed.join(";")
         ),
     );
-    h.into_iter().filter(|(k, _)| k != "host").collect()
+    h.into_iter().collect()
 }
 
 /// RPC (HMAC-SHA1) parameters for DescribeFaceVerify with `extra`, signed with the test key.
 fn rpc_params(s: &Setup, extra: &[(&str, &str)], nonce: &str) -> BTreeMap<String, String> {
-    rpc_params_with(&s.key_id, &s.secret, extra, nonce)
+    rpc_params_with("POST", &s.key_id, &s.secret, extra, nonce)
 }
 
 fn rpc_params_with(
+    method: &str,
     key_id: &str,
     secret: &str,
     extra: &[(&str, &str)],
@@ -372,7 +376,7 @@ fn rpc_params_with(
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     p.insert("Timestamp".into(), now_utc(0));
-    let sig = acs::rpc_signature(secret, &acs::rpc_string_to_sign("POST", &p));
+    let sig = acs::rpc_signature(secret, &acs::rpc_string_to_sign(method, &p));
     p.insert("Signature".into(), sig);
     p
 }
@@ -474,8 +478,10 @@ fn raw_protocol() {
             (200, Some("406")),
             "plus={plus}: {json}"
         );
-        let p = rpc_params(
-            &s,
+        let p = rpc_params_with(
+            "GET",
+            &s.key_id,
+            &s.secret,
             &[("SceneId", SCENE_ID), ("CertifyId", "sha 1 2")],
             &nonce(),
         );
@@ -660,7 +666,7 @@ fn raw_protocol() {
     );
     let (key_id, secret) = create_key(&s.inst);
     s.inst.run(&["app", "disable", APP_ID]);
-    let p = rpc_params_with(&key_id, &secret, &[("SceneId", SCENE_ID)], &nonce());
+    let p = rpc_params_with("POST", &key_id, &secret, &[("SceneId", SCENE_ID)], &nonce());
     let (status, _, json) = raw(
         &addr,
         "POST",

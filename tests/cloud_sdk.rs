@@ -637,6 +637,14 @@ fn raw_protocol() {
         "{json}"
     );
 
+    // Old nonces are purged (here: all of them, by moving the cut-off past now).
+    let purged = s.inst.db.with(|db| async move {
+        shiren::db::cloud_keys::purge_nonces(&db, i64::MAX)
+            .await
+            .unwrap()
+    });
+    assert!(purged >= 5, "{purged}");
+
     // Signature verification cost: the HMAC part alone, measured here for the record.
     let started = Instant::now();
     let sts = acs::rpc_string_to_sign("POST", &p);

@@ -225,6 +225,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     });
+    // Signature nonces of the cloud API older than twice the clock window: every ten minutes (requests also
+    // trigger this now and then).
+    let (nonce_db, skew) = (ctx.db.clone(), ctx.config.timestamp_skew_secs);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+            let before = chrono::Utc::now().timestamp() - 2 * skew - 60;
+            if let Err(e) = db::cloud_keys::purge_nonces(&nonce_db, before).await {
+                tracing::warn!(error = %e, "nonce purge failed");
+            }
+        }
+    });
     tracing::info!(%bound, %public_url, "shiren is serving");
     // Scripts and tests read this line to learn the bound address.
     println!("listening on http://{bound}");

@@ -60,6 +60,8 @@ pub struct Config {
     pub picture_url: PictureUrlConfig,
     /// Delivery of verification results to merchants' `CallbackUrl` (`[callback]`).
     pub callback: CallbackConfig,
+    /// The cloud ID-verification API (`[cloud]`).
+    pub cloud: CloudConfig,
     /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
     /// one is on (`[testing]`).
     pub testing: TestingConfig,
@@ -142,6 +144,35 @@ impl fmt::Debug for AuthorityConfig {
             .field("url", &self.url)
             .field("secret", &self.secret.as_ref().map(|_| "***"))
             .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// The cloud ID-verification API (`POST /`, version 2019-03-07).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CloudConfig {
+    /// Key (64 hex digits) encrypting the stored AccessKeySecrets (`SHIREN_CLOUD_SECRET_KEY`); when unset, a key
+    /// file `cloud_secret.key` (mode 0600) in the data dir, created on first use. Keep it out of database backups.
+    pub secret_key: Option<String>,
+    /// Largest request body accepted on the cloud API, in bytes (`SHIREN_CLOUD_MAX_BODY_BYTES`, default 16 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            secret_key: None,
+            max_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl fmt::Debug for CloudConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloudConfig")
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
 }
@@ -250,6 +281,7 @@ impl Default for Config {
             admin_token: None,
             picture_url: PictureUrlConfig::default(),
             callback: CallbackConfig::default(),
+            cloud: CloudConfig::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -287,6 +319,7 @@ impl fmt::Debug for Config {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("picture_url", &self.picture_url)
             .field("callback", &self.callback)
+            .field("cloud", &self.cloud)
             .field("testing", &self.testing)
             .finish()
     }
@@ -408,6 +441,12 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             self.admin_token = Some(v);
+        }
+        if let Some(v) = get("SHIREN_CLOUD_SECRET_KEY").filter(|v| !v.is_empty()) {
+            self.cloud.secret_key = Some(v);
+        }
+        if let Some(v) = get("SHIREN_CLOUD_MAX_BODY_BYTES") {
+            self.cloud.max_body_bytes = parse("SHIREN_CLOUD_MAX_BODY_BYTES", &v)?;
         }
         if let Some(v) = get("SHIREN_MATCH_FAR") {
             self.decision.match_far = v.trim().to_string();
@@ -608,11 +647,13 @@ mod tests {
         };
         c.authority.secret = Some("authority-hmac-key".into());
         c.admin_token = Some("topsecret-admin".into());
+        c.cloud.secret_key = Some("cafebabe-cloud-key".into());
         let s = format!("{c:?}");
         assert!(
             !s.contains("pa55word")
                 && !s.contains("authority-hmac-key")
-                && !s.contains("topsecret"),
+                && !s.contains("topsecret")
+                && !s.contains("cafebabe"),
             "{s}"
         );
         assert!(s.contains("postgres://u:***@h/db"));

@@ -1,9 +1,11 @@
 //! shiren (实人): self-hostable, financial-grade real-person verification.
+pub mod access_keys;
 pub mod api;
 pub mod authority;
 pub mod billing;
 pub mod callback;
 pub mod certify;
+pub mod cloudgate;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -53,6 +55,8 @@ pub struct AppContext {
     pub callback_settings: callback::CallbackSettings,
     /// Wakes the callback dispatcher: `notify_one()` after a transaction that enqueued a delivery commits.
     pub callback_wake: Arc<tokio::sync::Notify>,
+    /// The cloud API's front door (authentication, then `cloud`).
+    pub cloud_gate: cloudgate::CloudGate,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -170,8 +174,17 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_outbound(pictures.clone(), callback_settings.clone());
+    let cloud_gate = cloudgate::CloudGate::new(
+        db.clone(),
+        cloud.clone(),
+        access_keys::SecretBox::from_config(&config)?,
+        Arc::new(SystemClock),
+        config.timestamp_skew_secs,
+        &public_url,
+    );
     Ok(Arc::new(AppContext {
         cloud,
+        cloud_gate,
         pictures,
         callback_settings,
         callback_wake,
@@ -239,6 +252,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     callback::CallbackDispatcher::new(ctx.db.clone(), ctx.callback_settings.clone())
         .with_wake(ctx.callback_wake.clone())
         .spawn();
+    // Signature nonces of the cloud API older than twice the clock window: every ten minutes (requests also
+    // trigger this now and then).
+    let (nonce_db, skew) = (ctx.db.clone(), ctx.config.timestamp_skew_secs);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+            let before = chrono::Utc::now().timestamp() - 2 * skew - 60;
+            if let Err(e) = db::cloud_keys::purge_nonces(&nonce_db, before).await {
+                tracing::warn!(error = %e, "nonce purge failed");
+            }
+        }
+    });
     tracing::info!(%bound, %public_url, "shiren is serving");
     // Scripts and tests read this line to learn the bound address.
     println!("listening on http://{bound}");

@@ -217,6 +217,22 @@ enum AppCommand {
     List,
     /// Disable an app: its calls are then refused with isv.invalid-app-id.
     Disable { app_id: String },
+    /// Access keys of the cloud ID-verification API (`POST /`, version 2019-03-07).
+    AccessKey {
+        #[command(subcommand)]
+        command: AccessKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccessKeyCommand {
+    /// Create an access key of an app; prints `AccessKeyId: …` and `AccessKeySecret: …`. The secret is shown only
+    /// this once (it is stored encrypted).
+    Create { app_id: String },
+    /// List the access keys of an app (never their secrets).
+    List { app_id: String },
+    /// Disable an access key: its calls are then refused with InvalidAccessKeyId.Inactive.
+    Disable { key_id: String },
 }
 
 fn main() -> ExitCode {
@@ -392,6 +408,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     }
                     Ok(())
                 }
+                AppCommand::AccessKey { command } => {
+                    access_key_command(command, &config, &database).await
+                }
                 AppCommand::Disable { app_id } => {
                     anyhow::ensure!(
                         db::apps::set_status(&database, &app_id, AppStatus::Disabled, now())
@@ -402,6 +421,56 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+    }
+}
+
+async fn access_key_command(
+    command: AccessKeyCommand,
+    config: &Config,
+    database: &sea_orm::DatabaseConnection,
+) -> anyhow::Result<()> {
+    match command {
+        AccessKeyCommand::Create { app_id } => {
+            anyhow::ensure!(
+                db::apps::find(database, &app_id).await?.is_some(),
+                "no app with id {app_id}"
+            );
+            let secrets = shiren::access_keys::SecretBox::from_config(config)?;
+            let (id, secret) =
+                shiren::access_keys::create_key(database, &secrets, &app_id, now()).await?;
+            println!("AccessKeyId: {id}");
+            println!("AccessKeySecret: {}", secret.expose());
+            Ok(())
+        }
+        AccessKeyCommand::List { app_id } => {
+            println!(
+                "{:<24}  {:<8}  {:<20}  last used",
+                "access_key_id", "status", "created"
+            );
+            let time = |t: i64| {
+                chrono::DateTime::from_timestamp(t, 0)
+                    .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_default()
+            };
+            for k in db::cloud_keys::list(database, &app_id).await? {
+                println!(
+                    "{:<24}  {:<8}  {:<20}  {}",
+                    k.access_key_id,
+                    if k.active { "active" } else { "disabled" },
+                    time(k.created_at),
+                    k.last_used_at.map(time).unwrap_or_else(|| "never".into())
+                );
+            }
+            Ok(())
+        }
+        AccessKeyCommand::Disable { key_id } => {
+            anyhow::ensure!(
+                db::cloud_keys::disable(database, &key_id).await?,
+                "no access key with id {key_id}"
+            );
+            println!("disabled access key {key_id}");
+            Ok(())
         }
     }
 }

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_gateway;
 mod m0002_hosted;
 mod m0003_metering;
+mod m0004_cloud_keys;
 mod m0005_cloud_verifications;
 mod m0006_callbacks;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_gateway::Migration),
             Box::new(m0002_hosted::Migration),
             Box::new(m0003_metering::Migration),
+            Box::new(m0004_cloud_keys::Migration),
             Box::new(m0005_cloud_verifications::Migration),
             Box::new(m0006_callbacks::Migration),
         ]

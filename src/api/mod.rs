@@ -1,5 +1,6 @@
 //! HTTP front doors. Handlers parse, call one service, and map the result; nothing else.
 pub mod admin;
+pub mod cloud;
 pub mod gateway;
 pub mod h5;
 pub mod health;
@@ -15,6 +16,7 @@ use crate::AppContext;
 pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
     let metrics = ctx.metrics.clone();
     Route::new()
+        .at("/", get(cloud::cloud_api).post(cloud::cloud_api))
         .at("/gateway.do", get(gateway::gateway).post(gateway::gateway))
         .at("/h5/certify/:token", get(h5::certify_page))
         .at("/h5/certify/:token/challenge", post(h5::challenge))

@@ -199,3 +199,54 @@ pub mod billing_record {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod cloud_access_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cloud_access_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub access_key_id: String,
+        pub app_id: String,
+        /// The AccessKeySecret, encrypted (see `crate::access_keys`).
+        pub secret_enc: String,
+        pub status: String,
+        pub created_at: i64,
+        pub last_used_at: Option<i64>,
+    }
+
+    impl std::fmt::Debug for Model {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("cloud_access_key")
+                .field("access_key_id", &self.access_key_id)
+                .field("app_id", &self.app_id)
+                .field("status", &self.status)
+                .finish_non_exhaustive()
+        }
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod cloud_nonce {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "cloud_nonces")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub access_key_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub nonce: String,
+        pub seen_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

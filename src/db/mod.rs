@@ -3,6 +3,7 @@ pub mod apps;
 pub mod attempts;
 pub mod billing;
 pub mod callbacks;
+pub mod cloud_keys;
 mod entities;
 pub mod identities;
 pub mod scenes;

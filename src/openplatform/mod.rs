@@ -1,5 +1,6 @@
 //! The Alipay open-platform wire rules, free of I/O: request parameters and their charset,
 //! the string-to-sign, RSA2/RSA signatures, and the signed response envelope.
+pub mod acs;
 pub mod envelope;
 pub mod keys;
 pub mod merchant;

@@ -1,0 +1,48 @@
+//! `POST /` and `GET /`: the cloud ID-verification API (RPC style, version 2019-03-07). Reads the request (chunked
+//! bodies included, up to `cloud.max_body_bytes`) and turns the front door's reply into HTTP.
+use std::sync::Arc;
+
+use poem::http::{header, StatusCode};
+use poem::web::Data;
+use poem::{handler, Body, Request, Response};
+
+use crate::cloudgate::{CloudReply, CloudRequest, GateError};
+use crate::AppContext;
+
+#[handler]
+pub async fn cloud_api(req: &Request, body: Body, Data(ctx): Data<&Arc<AppContext>>) -> Response {
+    let limit = ctx.config.cloud.max_body_bytes;
+    let reply = match body.into_bytes_limit(limit).await {
+        Err(_) => ctx.cloud_gate.reject(GateError::BodyTooLarge(limit)),
+        Ok(bytes) => {
+            let request = CloudRequest {
+                method: req.method().as_str().to_string(),
+                query: req.uri().query().unwrap_or("").to_string(),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().to_ascii_lowercase(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: bytes.to_vec(),
+            };
+            ctx.cloud_gate.handle(&request).await
+        }
+    };
+    into_response(reply)
+}
+
+fn into_response(reply: CloudReply) -> Response {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .content_type("application/json;charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store");
+    if let Ok(v) = header::HeaderValue::from_str(&reply.request_id) {
+        builder = builder.header("x-acs-request-id", v);
+    }
+    builder.body(reply.body)
+}

@@ -4,6 +4,7 @@ pub mod authority;
 pub mod billing;
 pub mod certify;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod face;
@@ -45,6 +46,8 @@ pub struct AppContext {
     pub metrics: Arc<metrics::Metrics>,
     /// The cloud ID-verification API's actions.
     pub cloud: certify::cloud::CloudService,
+    /// Sessions of the operator console (none without an admin token).
+    pub console: console::session::Sessions,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -73,7 +76,7 @@ pub fn build_authority(
     })
 }
 
-/// The hosted-page templates, compiled into the binary so it runs from anywhere.
+/// The hosted-page and console templates, compiled into the binary so it runs from anywhere.
 pub fn templates() -> anyhow::Result<tera::Tera> {
     let mut t = tera::Tera::default();
     t.add_raw_templates(vec![
@@ -82,6 +85,38 @@ pub fn templates() -> anyhow::Result<tera::Tera> {
         (
             "h5/certify.html",
             include_str!("../templates/h5/certify.html"),
+        ),
+        (
+            "console/base.html",
+            include_str!("../templates/console/base.html"),
+        ),
+        (
+            "console/login.html",
+            include_str!("../templates/console/login.html"),
+        ),
+        (
+            "console/error.html",
+            include_str!("../templates/console/error.html"),
+        ),
+        (
+            "console/overview.html",
+            include_str!("../templates/console/overview.html"),
+        ),
+        (
+            "console/apps.html",
+            include_str!("../templates/console/apps.html"),
+        ),
+        (
+            "console/scenes.html",
+            include_str!("../templates/console/scenes.html"),
+        ),
+        (
+            "console/search.html",
+            include_str!("../templates/console/search.html"),
+        ),
+        (
+            "console/billing.html",
+            include_str!("../templates/console/billing.html"),
         ),
     ])
     .context("templates")?;
@@ -151,6 +186,7 @@ pub fn build_context(
     .with_metrics(metrics.clone());
     let cloud = certify::cloud::CloudService::new(db.clone());
     Ok(Arc::new(AppContext {
+        console: console::session::Sessions::new(config.admin_token.as_deref()),
         cloud,
         templates: templates()?,
         hosted,

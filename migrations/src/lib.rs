@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_gateway;
 mod m0002_hosted;
 mod m0003_metering;
+mod m0007_scene_liveness;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_gateway::Migration),
             Box::new(m0002_hosted::Migration),
             Box::new(m0003_metering::Migration),
+            Box::new(m0007_scene_liveness::Migration),
         ]
     }
 }

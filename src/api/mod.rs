@@ -1,5 +1,6 @@
 //! HTTP front doors. Handlers parse, call one service, and map the result; nothing else.
 pub mod admin;
+pub mod console;
 pub mod gateway;
 pub mod h5;
 pub mod health;
@@ -25,6 +26,7 @@ pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
         .nest(admin::PREFIX, admin::service())
+        .nest(console::PREFIX, console::routes())
         .data(ctx)
         .with(CookieJarManager::new())
         .around(move |ep, req| crate::telemetry::request_span(ep, req, metrics.clone()))

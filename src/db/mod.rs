@@ -5,6 +5,7 @@ pub mod billing;
 mod entities;
 pub mod identities;
 pub mod scenes;
+pub mod stats;
 pub mod verifications;
 
 use migration::{Migrator, MigratorTrait};

@@ -120,6 +120,17 @@ pub fn templates() -> anyhow::Result<tera::Tera> {
         ),
     ])
     .context("templates")?;
+    // `urlencode` (tera's own is behind a feature this build leaves out): a path segment or query value.
+    t.register_filter(
+        "urlencode",
+        |v: &tera::Value, _: &std::collections::HashMap<String, tera::Value>| {
+            let s = tera::try_get_value!("urlencode", "value", String, v);
+            Ok(tera::Value::String(
+                percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            ))
+        },
+    );
     Ok(t)
 }
 

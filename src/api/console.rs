@@ -767,7 +767,24 @@ fn checks_of(decision: Option<&str>) -> Value {
         .and_then(|d| serde_json::from_str::<Value>(d).ok())
         .map(|v| {
             json!({
-                "checks": v.pointer("/decision/checks").cloned().unwrap_or(Value::Array(vec![])),
+                "checks": v
+                    .pointer("/decision/checks")
+                    .and_then(Value::as_array)
+                    .map(|checks| {
+                        checks
+                            .iter()
+                            .map(|c| {
+                                json!({
+                                    "name": c.get("name").cloned().unwrap_or(Value::Null),
+                                    "passed": c.get("passed").and_then(Value::as_bool).unwrap_or(false),
+                                    "score": c.get("score").cloned().unwrap_or(Value::Null),
+                                    "threshold": c.get("threshold").cloned().unwrap_or(Value::Null),
+                                    "detail": c.get("detail").cloned().unwrap_or(Value::Null),
+                                })
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default(),
                 "match_score": v.pointer("/decision/match_score").cloned().unwrap_or(Value::Null),
                 "identity_check": v.pointer("/decision/identity_check").cloned().unwrap_or(Value::Null),
                 "challenge": v.get("challenge").cloned().unwrap_or(Value::Null),
@@ -1073,4 +1090,107 @@ async fn billing_csv(
         .header("Cache-Control", "no-store")
         .header("X-Content-Type-Options", "nosniff")
         .body(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_with(nav: &str) -> tera::Context {
+        let mut c = tera::Context::new();
+        c.insert("nav", nav);
+        c.insert("csrf", "c0ffee");
+        c
+    }
+
+    #[test]
+    fn every_page_renders_and_escapes() {
+        let t = crate::templates().unwrap();
+        let stored = json!({"attempt": 1, "challenge": ["blink", "open_mouth"], "frames": 52,
+            "decision": {"passed": false, "checks": [
+                {"name": "face_match", "passed": false, "score": 41.25, "threshold": 70.0},
+                {"name": "identity", "passed": true}], "match_score": 41.25, "identity_check": "authority"}});
+        let check = checks_of(Some(&stored.to_string()));
+        assert_eq!(check["checks"][1]["score"], Value::Null);
+        assert_eq!(checks_of(Some("not json")), Value::Null);
+        let mut c = ctx_with("search");
+        c.insert("q", "<b>x</b>");
+        c.insert("results", &vec![json!({"certify_id": "a", "app_id": "b", "outer_order_no": "o", "state": "passed", "created_at": "t"})]);
+        c.insert(
+            "detail",
+            &json!({"certify_id": "cid1", "app_id": "app", "outer_order_no": "o<1>", "product": "FACE",
+                "scene_id": 5, "scene_name": "s", "state": "failed", "passed": false, "fail_reason": "FACE_MISMATCH",
+                "created_at": "t", "expires_at": "t", "decided_at": "t", "cert_name": "张**", "cert_no": "110105********1234",
+                "cert_type": "IDENTITY_CARD", "decision": check, "has_face": true,
+                "attempts": [{"attempt": 1, "issued_at": "t", "submitted_at": "t", "outcome": "failed",
+                    "fail_reason": "FACE_MISMATCH", "decision_ms": 812, "detail": check}],
+                "billing": []}),
+        );
+        let html = t.render("console/search.html", &c).unwrap();
+        assert!(html.contains("&lt;b&gt;x&lt;&#x2F;b&gt;") && !html.contains("<b>x</b>"));
+        assert!(html.contains("face_match") && html.contains("41.25") && html.contains("70"));
+        assert!(html.contains("o&lt;1&gt;"));
+
+        let mut c = ctx_with("overview");
+        let w = json!({"total": 3, "passed": 1, "failed": 1, "undecided": 1, "pass_rate": 50.0, "p50_ms": 800,
+            "p99_ms": 990, "decisions": 2, "reasons": [{"reason": "FACE_MISMATCH", "count": 1}]});
+        c.insert("today", &w);
+        c.insert("month", &w);
+        c.insert("month_title", "30 days");
+        c.insert("daily_chart", "<svg></svg>");
+        c.insert("reasons_chart", "<svg></svg>");
+        c.insert("scene_id", &Some(5));
+        c.insert(
+            "scenes",
+            &vec![json!({"scene_id": 5, "name": "n", "app_id": "a"})],
+        );
+        let html = t.render("console/overview.html", &c).unwrap();
+        assert!(html.contains("50%") && html.contains("990 ms") && html.contains("<svg></svg>"));
+        assert!(html.contains(r#"<option value="5" selected>"#));
+
+        let mut c = ctx_with("scenes");
+        c.insert(
+            "scenes",
+            &vec![json!({"scene_id": 5, "app_id": "a", "name": "n", "product": "FACE", "match_far": null,
+                "max_attempts": null, "retention_days": 0, "keep_photos": true, "liveness": "strict",
+                "is_default": true, "created_at": "t"})],
+        );
+        c.insert("apps", &vec!["a"]);
+        c.insert("products", scenes::PRODUCTS);
+        c.insert("liveness_levels", scenes::LIVENESS_LEVELS);
+        let html = t.render("console/scenes.html", &c).unwrap();
+        assert!(html.contains("0 d") && html.contains("<option selected>strict</option>"));
+
+        let mut c = ctx_with("apps");
+        c.insert("apps", &vec![json!({"app_id": "a b", "name": "n", "active": true, "status": "active", "bits": 2048,
+            "return_urls": [], "created_at": "t"})]);
+        c.insert("gateway_key", "-----BEGIN PUBLIC KEY-----");
+        c.insert("form", &Value::Null);
+        assert!(t
+            .render("console/apps.html", &c)
+            .unwrap()
+            .contains("/console/apps/a%20b/disable"));
+
+        let mut c = ctx_with("billing");
+        c.insert("month", "2026-12");
+        c.insert("from_day", "2026-12-01");
+        c.insert("to_day", "2026-12-31");
+        c.insert("app_id", &Value::Null);
+        c.insert("apps", &vec!["a"]);
+        c.insert("rows", &vec![json!({"app_id": "a", "scene_id": 5, "scene_name": "n", "product": "FACE", "event": "PASS", "count": 3})]);
+        c.insert("total", &3);
+        c.insert("csv_query", "month=2026-12");
+        assert!(t
+            .render("console/billing.html", &c)
+            .unwrap()
+            .contains("/console/billing.csv?month=2026-12"));
+
+        let mut c = tera::Context::new();
+        c.insert("enabled", &false);
+        c.insert("error", &Value::Null);
+        assert!(t
+            .render("console/login.html", &c)
+            .unwrap()
+            .contains("no admin token is configured"));
+    }
 }

@@ -36,6 +36,14 @@ pub fn nice_ceiling(max: u64) -> u64 {
     }
 }
 
+/// How many steps the y axis of a [`nice_ceiling`] top has, so that every tick is a whole number (at most 5).
+pub fn tick_count(max: u64) -> u64 {
+    [4, 5, 2, 1]
+        .into_iter()
+        .find(|n| max.is_multiple_of(*n) && max >= *n)
+        .unwrap_or(1)
+}
+
 /// One day of the daily chart: its label (`MM-DD`), all verifications, and those that passed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DayBar {
@@ -76,10 +84,11 @@ pub fn daily_bars(days: &[DayBar], aria_label: &str) -> String {
         LEFT + 150.0,
         LEFT + 166.0
     );
-    // Y axis: gridlines and tick labels at 0, ¼, ½, ¾ and the top.
-    for i in 0..=4u64 {
-        let v = max * i / 4;
-        let y = TOP + plot_h - plot_h * i as f64 / 4.0;
+    // Y axis: gridlines and whole-number tick labels from 0 to the top.
+    let ticks = tick_count(max);
+    for i in 0..=ticks {
+        let v = max / ticks * i;
+        let y = TOP + plot_h - plot_h * i as f64 / ticks as f64;
         let _ = write!(
             s,
             r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" class="grid"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{v}</text>"#,
@@ -178,6 +187,33 @@ mod tests {
         assert_eq!(nice_ceiling(200), 200);
         assert_eq!(nice_ceiling(201), 500);
         assert_eq!(nice_ceiling(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn ticks_are_whole_numbers() {
+        for (max, n) in [
+            (1, 1),
+            (2, 2),
+            (5, 5),
+            (10, 5),
+            (20, 4),
+            (50, 5),
+            (100, 4),
+            (200, 4),
+        ] {
+            assert_eq!(tick_count(max), n, "{max}");
+        }
+        let svg = daily_bars(
+            &[DayBar {
+                label: "a".into(),
+                total: 2,
+                passed: 1,
+            }],
+            "two",
+        );
+        for t in [">0</text>", ">1</text>", ">2</text>"] {
+            assert_eq!(svg.matches(t).count(), 1, "{t} once: {svg}");
+        }
     }
 
     fn count(hay: &str, needle: &str) -> usize {

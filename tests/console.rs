@@ -155,7 +155,7 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
         // Failed ones had a retry first.
         let mut number = 1;
         if !passed {
-            let ch = format!("ch-{id}-1");
+            let ch = hex::encode(rand::random::<[u8; 16]>());
             attempts::insert(&db, &ch, &id, 1, "{}", t + 1)
                 .await
                 .unwrap();
@@ -175,7 +175,7 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
             .unwrap();
             number = 2;
         }
-        let ch = format!("ch-{id}-{number}");
+        let ch = hex::encode(rand::random::<[u8; 16]>());
         attempts::insert(&db, &ch, &id, number, "{}", t + 10)
             .await
             .unwrap();

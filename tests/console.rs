@@ -557,3 +557,110 @@ fn no_admin_token_no_console() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
 }
+
+/// A strict scene's challenges ask three actions (an open mouth and two others); a standard scene's two or three.
+#[test]
+fn strict_scenes_challenge_three_actions() {
+    use std::sync::Arc;
+
+    use poem::listener::{Acceptor, Listener, TcpListener};
+    let inst = Instance::new(Backend::Sqlite);
+    create_app(&inst, APP_ID, 0);
+    create_app(&inst, OTHER_APP, 1);
+    for (app, id, liveness) in [(APP_ID, "601", "strict"), (OTHER_APP, "602", "standard")] {
+        inst.run(&[
+            "scene",
+            "create",
+            "--app-id",
+            app,
+            "--name",
+            liveness,
+            "--scene-id",
+            id,
+            "--liveness",
+            liveness,
+            "--max-attempts",
+            "5",
+            "--default",
+        ]);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = shiren::config::Config {
+            data_dir: inst.dir.path().join("data"),
+            database_url: Some(inst.db.url.clone()),
+            ..Default::default()
+        };
+        let db = shiren::open_database(&config).await.unwrap();
+        let engine = Arc::new(
+            shiren::face::engine::OnnxEngine::load(common::installed_models(), Default::default())
+                .unwrap(),
+        );
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .unwrap();
+        let url = format!("http://{}", acceptor.local_addr()[0].as_socket_addr().unwrap());
+        let key = shiren::openplatform::SigningKey::generate().unwrap();
+        let ctx = shiren::build_context(config, db.clone(), key, url.clone(), engine).unwrap();
+        tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(shiren::build_app(ctx.clone())));
+        let client = reqwest::Client::new();
+        for (app_id, strict) in [(APP_ID, true), (OTHER_APP, false)] {
+            let app = shiren::db::apps::find(&db, app_id).await.unwrap().unwrap();
+            let mut sizes = std::collections::BTreeSet::new();
+            for n in 0..2 {
+                let biz = json!({
+                    "outer_order_no": format!("strict-{n}"),
+                    "biz_code": "FACE",
+                    "identity_param": {"identity_type": "CERT_INFO", "cert_type": "IDENTITY_CARD", "cert_name": NAME, "cert_no": common::test_cert_no()},
+                    "merchant_config": {"return_url": "https://m.example/back"},
+                })
+                .to_string();
+                let id = ctx.certify.initialize(&app, &biz).await.unwrap();
+                let token = ctx
+                    .certify
+                    .open_page(&app, &json!({"certify_id": id}).to_string())
+                    .await
+                    .unwrap();
+                let page = client
+                    .get(format!("{url}/h5/certify/{token}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let cookie = page
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|c| c.split(';').next())
+                    .unwrap()
+                    .to_string();
+                // Five attempts each: every challenge is issued (and uses up an attempt).
+                for _ in 0..5 {
+                    let ch: Value = client
+                        .post(format!("{url}/h5/certify/{token}/challenge"))
+                        .header("cookie", &cookie)
+                        .json(&json!({}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    let actions = ch["actions"]
+                        .as_array()
+                        .unwrap_or_else(|| panic!("{ch}"));
+                    assert!(actions.iter().any(|a| a == "open_mouth"), "{ch}");
+                    sizes.insert(actions.len());
+                }
+            }
+            if strict {
+                assert_eq!(sizes, [3].into(), "strict: always three actions");
+            } else {
+                assert!(sizes.iter().all(|n| (2..=3).contains(n)), "{sizes:?}");
+            }
+        }
+    });
+}

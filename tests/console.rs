@@ -287,6 +287,114 @@ fn admin_get(url: &str, path: &str) -> Value {
     resp.json().unwrap()
 }
 
+/// One real decision on the running server, as a merchant and a person make it: `initialize` and `certify` through
+/// the gateway (signed as the SDKs sign), the hosted page, a challenge, and an attempt of faceless frames. The ID
+/// number is not registered, so the verdict is a final failure; it goes through the authority lookup, the face
+/// engine and the decision, which is where a name or an ID number could reach a log line.
+fn real_decision(url: &str) -> Value {
+    use base64::Engine;
+    use shiren::openplatform::params::Charset;
+    use shiren::openplatform::SignType;
+    let key = common::merchant_key(0);
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let ts = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+    let signed = |method: &str, biz: &str| {
+        shiren::openplatform::merchant::signed_form(
+            key,
+            SignType::Rsa2,
+            &[
+                ("app_id", APP_ID),
+                ("method", method),
+                ("charset", "utf-8"),
+                ("sign_type", "RSA2"),
+                ("version", "1.0"),
+                ("timestamp", &ts),
+                ("biz_content", biz),
+            ],
+            Charset::Utf8,
+        )
+    };
+    let biz = json!({
+        "outer_order_no": "metrics-order-1",
+        "biz_code": "FACE",
+        "identity_param": {"identity_type": "CERT_INFO", "cert_type": "IDENTITY_CARD", "cert_name": NAME, "cert_no": common::test_cert_no()},
+        "merchant_config": {"return_url": "https://m.example/back"},
+    })
+    .to_string();
+    let init: Value = client
+        .post(format!("{url}/gateway.do"))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded;charset=utf-8",
+        )
+        .body(signed("alipay.user.certify.open.initialize", &biz))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let certify_id = init["alipay_user_certify_open_initialize_response"]["certify_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{init}"))
+        .to_string();
+    let form = signed(
+        "alipay.user.certify.open.certify",
+        &json!({"certify_id": certify_id}).to_string(),
+    );
+    let go = client
+        .get(format!(
+            "{url}/gateway.do?{}",
+            String::from_utf8(form).unwrap()
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(go.status().as_u16(), 302);
+    let page_url = go.headers()["location"].to_str().unwrap().to_string();
+    let page = client.get(&page_url).send().unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let ch: Value = client
+        .post(format!("{page_url}/challenge"))
+        .header("cookie", &cookie)
+        .json(&json!({}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        160,
+        120,
+        image::Rgb([90, 90, 90]),
+    ))
+    .write_to(
+        &mut std::io::Cursor::new(&mut jpeg),
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&jpeg);
+    let frames: Vec<Value> = (0..24)
+        .map(|i| json!({"t_ms": i * 125, "jpeg": b64}))
+        .collect();
+    let resp = client
+        .post(format!("{page_url}/attempt"))
+        .header("cookie", &cookie)
+        .json(&json!({"challenge_id": ch["challenge_id"], "frames": frames}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let verdict: Value = resp.json().unwrap();
+    assert_eq!(verdict["outcome"], "failed", "{verdict}");
+    verdict
+}
+
 fn console_run(backend: Backend) {
     let started = Instant::now();
     let inst = Instance::new(backend);
@@ -428,7 +536,9 @@ fn console_run(backend: Backend) {
         .unwrap();
     assert_eq!(api_csv, csv, "the console's CSV is the admin API's export");
 
-    // /metrics over HTTP after that traffic.
+    // A real decision, then /metrics over HTTP after all that traffic.
+    let verdict = real_decision(&srv.url);
+    eprintln!("real decision: {verdict}");
     let metrics = reqwest::blocking::get(format!("{}/metrics", srv.url))
         .unwrap()
         .text()
@@ -450,6 +560,13 @@ fn console_run(backend: Backend) {
         "the refused CSRF-less POSTs are counted: {metrics}"
     );
     assert!(count(r#"shiren_http_requests_total{method="POST",code="401"}"#) >= 1);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(r#"shiren_decisions_total{outcome="failed",reason="#)),
+        "the decision is counted: {metrics}"
+    );
+    assert!(count(r#"shiren_decision_stage_seconds_count{stage="total"}"#) >= 1);
     for family in [
         "# TYPE shiren_http_requests_total counter",
         "# TYPE shiren_decisions_total counter",

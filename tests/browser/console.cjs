@@ -149,6 +149,7 @@ function ok(cond, what, detail) {
     await srow.locator('summary').click();
     await srow.locator('select[name=liveness]').selectOption('standard');
     await srow.locator('input[name=max_attempts]').fill('9');
+    await shot('scene-edit');
     await Promise.all([page.waitForNavigation(), srow.locator('form button').click()]);
     ok(page.url().includes('/console/scenes') && (await page.innerText('.notice.err')).includes('1 to 5'), 'a bad update is refused with a message');
     srow = page.locator('#scenes tbody tr', { hasText: '大额转账' });

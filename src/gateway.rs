@@ -201,6 +201,11 @@ impl Gateway {
         self.finish(method, sign_type, charset, result)
     }
 
+    /// The gateway's public key (PEM SubjectPublicKeyInfo), which merchants configure to check responses.
+    pub fn public_key_pem(&self) -> String {
+        self.key.public_key().to_pem()
+    }
+
     /// A signed error reply for a request rejected before its parameters could be read (e.g. too large).
     pub fn reject(&self, method: Option<String>, error: GatewayError) -> Reply {
         self.finish(method, SignType::Rsa2, Charset::Utf8, Err(error))

@@ -7,6 +7,7 @@ pub mod callback;
 pub mod certify;
 pub mod cloudgate;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod face;
@@ -57,6 +58,8 @@ pub struct AppContext {
     pub callback_wake: Arc<tokio::sync::Notify>,
     /// The cloud API's front door (authentication, then `cloud`).
     pub cloud_gate: cloudgate::CloudGate,
+    /// Sessions of the operator console (none without an admin token).
+    pub console: console::session::Sessions,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -85,7 +88,7 @@ pub fn build_authority(
     })
 }
 
-/// The hosted-page templates, compiled into the binary so it runs from anywhere.
+/// The hosted-page and console templates, compiled into the binary so it runs from anywhere.
 pub fn templates() -> anyhow::Result<tera::Tera> {
     let mut t = tera::Tera::default();
     t.add_raw_templates(vec![
@@ -95,8 +98,51 @@ pub fn templates() -> anyhow::Result<tera::Tera> {
             "h5/certify.html",
             include_str!("../templates/h5/certify.html"),
         ),
+        (
+            "console/base.html",
+            include_str!("../templates/console/base.html"),
+        ),
+        (
+            "console/login.html",
+            include_str!("../templates/console/login.html"),
+        ),
+        (
+            "console/error.html",
+            include_str!("../templates/console/error.html"),
+        ),
+        (
+            "console/overview.html",
+            include_str!("../templates/console/overview.html"),
+        ),
+        (
+            "console/apps.html",
+            include_str!("../templates/console/apps.html"),
+        ),
+        (
+            "console/scenes.html",
+            include_str!("../templates/console/scenes.html"),
+        ),
+        (
+            "console/search.html",
+            include_str!("../templates/console/search.html"),
+        ),
+        (
+            "console/billing.html",
+            include_str!("../templates/console/billing.html"),
+        ),
     ])
     .context("templates")?;
+    // `urlencode` (tera's own is behind a feature this build leaves out): a path segment or query value.
+    t.register_filter(
+        "urlencode",
+        |v: &tera::Value, _: &std::collections::HashMap<String, tera::Value>| {
+            let s = tera::try_get_value!("urlencode", "value", String, v);
+            Ok(tera::Value::String(
+                percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            ))
+        },
+    );
     Ok(t)
 }
 
@@ -183,6 +229,7 @@ pub fn build_context(
         &public_url,
     );
     Ok(Arc::new(AppContext {
+        console: console::session::Sessions::new(config.admin_token.as_deref()),
         cloud,
         cloud_gate,
         pictures,

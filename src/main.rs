@@ -7,7 +7,6 @@ use clap::{Parser, Subcommand};
 
 use shiren::config::Config;
 use shiren::db::{self, AppStatus, NewApp};
-use shiren::openplatform::AppPublicKey;
 
 #[derive(Parser)]
 #[command(
@@ -117,6 +116,10 @@ struct SceneArgs {
     /// Whether face images may be kept at all: yes (as the request asks) or no (never).
     #[arg(long)]
     keep_photos: Option<String>,
+    /// Liveness strictness: standard (an open mouth plus one or two actions) or strict (an open mouth plus two
+    /// actions, each held longer); default: standard.
+    #[arg(long)]
+    liveness: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -272,14 +275,6 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn valid_app_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => shiren::serve(config).await,
@@ -351,35 +346,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     public_key,
                     return_url,
                 } => {
-                    anyhow::ensure!(
-                        valid_app_id(&app_id),
-                        "--app-id must be 1-32 letters, digits, '_' or '-'"
-                    );
-                    anyhow::ensure!(
-                        !name.trim().is_empty() && name.chars().count() <= 128,
-                        "--name must be 1-128 characters"
-                    );
-                    for prefix in &return_url {
-                        anyhow::ensure!(
-                            shiren::certify::request::return_url_allowed(prefix, &[]),
-                            "--return-url {prefix} is not an absolute URL"
-                        );
-                    }
                     let text = std::fs::read_to_string(&public_key)
                         .with_context(|| format!("cannot read {}", public_key.display()))?;
-                    let key = AppPublicKey::parse(&text)
-                        .with_context(|| format!("{}", public_key.display()))?;
-                    let app = db::apps::insert(
-                        &database,
-                        NewApp {
-                            app_id,
-                            name: name.trim().to_string(),
-                            public_key: key,
-                            return_url_prefixes: return_url,
-                        },
-                        now(),
-                    )
-                    .await?;
+                    let new = NewApp::parse(&app_id, &name, &text, return_url)
+                        .map_err(anyhow::Error::msg)?;
+                    let app = db::apps::insert(&database, new, now()).await?;
                     println!(
                         "created app {} ({}, RSA-{})",
                         app.app_id,
@@ -502,7 +473,7 @@ fn yes_no(arg: Option<&str>) -> anyhow::Result<Option<bool>> {
 fn print_scene(s: &db::scenes::Scene) {
     let or_default = |v: Option<String>| v.unwrap_or_else(|| "(server)".into());
     println!(
-        "{:<8}  {:<32}  {:<24}  {:<6}  far {:<8}  attempts {:<8}  retention {:<8}  photos {:<3}{}",
+        "{:<8}  {:<32}  {:<24}  {:<6}  far {:<8}  attempts {:<8}  retention {:<8}  photos {:<3}  liveness {:<8}{}",
         s.scene_id,
         s.app_id,
         s.name,
@@ -511,6 +482,7 @@ fn print_scene(s: &db::scenes::Scene) {
         or_default(s.max_attempts.map(|v| v.to_string())),
         or_default(s.retention_days.map(|v| format!("{v}d"))),
         if s.keep_photos { "yes" } else { "no" },
+        s.liveness.as_deref().unwrap_or("standard"),
         if s.is_default { "  default" } else { "" },
     );
 }
@@ -537,6 +509,7 @@ async fn scene_command(command: SceneCommand, config: Config) -> anyhow::Result<
                     .flatten(),
                 retention_days: threshold(settings.retention_days.as_deref(), "retention-days")?
                     .flatten(),
+                liveness: threshold(settings.liveness.as_deref(), "liveness")?.flatten(),
             };
             let scene = scenes::insert(
                 &database,
@@ -581,6 +554,7 @@ async fn scene_command(command: SceneCommand, config: Config) -> anyhow::Result<
                         settings.retention_days.as_deref(),
                         "retention-days",
                     )?,
+                    liveness: threshold(settings.liveness.as_deref(), "liveness")?,
                     keep_photos: yes_no(settings.keep_photos.as_deref())?,
                 },
                 now(),

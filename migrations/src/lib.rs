@@ -7,6 +7,7 @@ mod m0003_metering;
 mod m0004_cloud_keys;
 mod m0005_cloud_verifications;
 mod m0006_callbacks;
+mod m0007_scene_liveness;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_cloud_keys::Migration),
             Box::new(m0005_cloud_verifications::Migration),
             Box::new(m0006_callbacks::Migration),
+            Box::new(m0007_scene_liveness::Migration),
         ]
     }
 }

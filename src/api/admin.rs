@@ -156,6 +156,8 @@ pub struct SceneItem {
     pub max_attempts: Option<u32>,
     pub retention_days: Option<u32>,
     pub keep_photos: bool,
+    /// Liveness strictness: `standard` or `strict` (unset: standard).
+    pub liveness: Option<String>,
     pub is_default: bool,
 }
 
@@ -432,6 +434,7 @@ impl AdminApi {
                     max_attempts: s.max_attempts,
                     retention_days: s.retention_days,
                     keep_photos: s.keep_photos,
+                    liveness: s.liveness,
                     is_default: s.is_default,
                 })
                 .collect(),

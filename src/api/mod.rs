@@ -1,6 +1,7 @@
 //! HTTP front doors. Handlers parse, call one service, and map the result; nothing else.
 pub mod admin;
 pub mod cloud;
+pub mod console;
 pub mod gateway;
 pub mod h5;
 pub mod health;
@@ -27,6 +28,7 @@ pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
         .nest(admin::PREFIX, admin::service())
+        .nest(console::PREFIX, console::routes())
         .data(ctx)
         .with(CookieJarManager::new())
         .around(move |ep, req| crate::telemetry::request_span(ep, req, metrics.clone()))

@@ -60,9 +60,18 @@ impl Challenge {
     /// A random challenge: an open mouth plus one or two of blink / turn left / turn right, shuffled; a random
     /// flash sequence with no colour repeated back to back.
     pub fn random(rng: &mut impl Rng, timing: Timing) -> Challenge {
+        let extra = rng.gen_range(1..=2);
+        Challenge::random_with(rng, timing, extra)
+    }
+
+    /// A random challenge of a strict scene: an open mouth plus two of blink / turn left / turn right, shuffled.
+    pub fn random_strict(rng: &mut impl Rng, timing: Timing) -> Challenge {
+        Challenge::random_with(rng, timing, 2)
+    }
+
+    fn random_with(rng: &mut impl Rng, timing: Timing, extra: usize) -> Challenge {
         let mut others = vec![Action::Blink, Action::TurnLeft, Action::TurnRight];
         others.shuffle(rng);
-        let extra = rng.gen_range(1..=2);
         let mut actions = vec![Action::OpenMouth];
         actions.extend(others.into_iter().take(extra));
         actions.shuffle(rng);
@@ -148,6 +157,20 @@ mod tests {
         }
         // 3 two-action sets × 2 orders + 3 three-action sets × 6 orders = 24 sequences.
         assert!(orders.len() >= 20, "{}", orders.len());
+    }
+
+    #[test]
+    fn strict_challenges_ask_three_actions() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut orders = std::collections::HashSet::new();
+        for _ in 0..300 {
+            let a = Challenge::random_strict(&mut rng, T).parsed_actions();
+            assert_eq!(a.len(), 3, "{a:?}");
+            assert_eq!(a.iter().filter(|x| **x == Action::OpenMouth).count(), 1);
+            orders.insert(format!("{a:?}"));
+        }
+        // 3 sets of two extra actions × 6 orders.
+        assert_eq!(orders.len(), 18);
     }
 
     #[test]

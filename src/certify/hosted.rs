@@ -38,6 +38,8 @@ pub struct HostedSettings {
     pub submit_grace_secs: i64,
     /// Whether face images may be kept (a scene may forbid it whatever the request asks).
     pub keep_photos: bool,
+    /// A strict scene's liveness: three actions per challenge, mouth and turns held one frame longer.
+    pub strict_liveness: bool,
 }
 
 impl Default for HostedSettings {
@@ -63,6 +65,7 @@ impl Default for HostedSettings {
             max_frame_bytes: 256 * 1024,
             submit_grace_secs: 120,
             keep_photos: true,
+            strict_liveness: false,
         }
     }
 }
@@ -85,6 +88,10 @@ impl HostedSettings {
             s.retention_days = d;
         }
         s.keep_photos = scene.keep_photos;
+        if scene.liveness.as_deref() == Some("strict") && !s.strict_liveness {
+            s.strict_liveness = true;
+            s.decision.liveness.min_frames += 1;
+        }
         s
     }
 
@@ -481,7 +488,8 @@ impl HostedService {
         session: Option<&str>,
     ) -> Result<(String, u32, u32, Challenge), HostedError> {
         let v = self.in_progress(token, session).await?;
-        let max_attempts = self.settings_for(&v).await?.max_attempts;
+        let settings = self.settings_for(&v).await?;
+        let max_attempts = settings.max_attempts;
         for _ in 0..3 {
             let used = attempts::count(&self.db, &v.certify_id).await?;
             if used >= max_attempts {
@@ -492,6 +500,9 @@ impl HostedService {
                 match &self.settings.fixed_challenge {
                     Some(actions) => {
                         Challenge::with_actions(&mut rng, actions, self.settings.timing)
+                    }
+                    None if settings.strict_liveness => {
+                        Challenge::random_strict(&mut rng, self.settings.timing)
                     }
                     None => Challenge::random(&mut rng, self.settings.timing),
                 }
@@ -906,6 +917,7 @@ mod tests {
             max_attempts: None,
             retention_days: Some(7),
             keep_photos: false,
+            liveness: None,
             is_default: false,
             created_at: 0,
         };
@@ -919,6 +931,16 @@ mod tests {
         let s = base.with_scene(&scene);
         assert_eq!(s.decision.match_threshold, base.decision.match_threshold);
         assert_eq!(s.max_attempts, 1);
+        assert!(!s.strict_liveness);
+        scene.liveness = Some("strict".into());
+        let s = base.with_scene(&scene);
+        assert!(s.strict_liveness);
+        assert_eq!(
+            s.decision.liveness.min_frames,
+            base.decision.liveness.min_frames + 1
+        );
+        scene.liveness = Some("standard".into());
+        assert!(!base.with_scene(&scene).strict_liveness);
     }
 
     #[test]

@@ -43,6 +43,48 @@ pub struct NewApp {
     pub return_url_prefixes: Vec<String>,
 }
 
+/// Whether `id` can be an app id: 1-32 letters, digits, `_` or `-`.
+pub fn valid_app_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl NewApp {
+    /// Checks what an operator typed (`shiren app create`, the console) and builds the app to register; the error
+    /// names the first wrong field.
+    pub fn parse(
+        app_id: &str,
+        name: &str,
+        public_key_text: &str,
+        return_url_prefixes: Vec<String>,
+    ) -> Result<NewApp, String> {
+        let app_id = app_id.trim();
+        if !valid_app_id(app_id) {
+            return Err("the app id must be 1-32 letters, digits, '_' or '-'".into());
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err("the name must be 1-128 characters".into());
+        }
+        for prefix in &return_url_prefixes {
+            if !crate::certify::request::return_url_allowed(prefix, &[]) {
+                return Err(format!("return URL prefix {prefix} is not an absolute URL"));
+            }
+        }
+        let public_key = AppPublicKey::parse(public_key_text)
+            .map_err(|e| format!("the public key is not usable: {e}"))?;
+        Ok(NewApp {
+            app_id: app_id.to_string(),
+            name: name.to_string(),
+            public_key,
+            return_url_prefixes,
+        })
+    }
+}
+
 /// Why an app could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum AppStoreError {

@@ -166,6 +166,7 @@ pub mod scene {
         pub keep_photos: bool,
         pub is_default: bool,
         pub status: String,
+        pub liveness: Option<String>,
         pub created_at: i64,
         pub updated_at: i64,
     }

@@ -7,6 +7,7 @@ pub mod cloud_keys;
 mod entities;
 pub mod identities;
 pub mod scenes;
+pub mod stats;
 pub mod verifications;
 
 use migration::{Migrator, MigratorTrait};

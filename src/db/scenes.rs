@@ -25,6 +25,8 @@ pub struct Scene {
     pub retention_days: Option<u32>,
     /// Whether face images may be kept at all (the merchant's `face_reserve_strategy` decides within that).
     pub keep_photos: bool,
+    /// Liveness strictness: `standard` or `strict` (see [`LIVENESS_LEVELS`]); unset is standard.
+    pub liveness: Option<String>,
     /// The app's scene for requests that name none (the Alipay-style gateway).
     pub is_default: bool,
     pub created_at: i64,
@@ -36,7 +38,14 @@ pub struct SceneSettings {
     pub match_far: Option<String>,
     pub max_attempts: Option<u32>,
     pub retention_days: Option<u32>,
+    pub liveness: Option<String>,
 }
+
+/// Liveness strictness of a scene. `standard`: the challenge is an open mouth plus one or two of blink and head
+/// turns, each held for the server's frame count. `strict`: always an open mouth plus two of them (three actions,
+/// so a replayed or puppeted video must match a longer random sequence), and mouth and turns must hold one frame
+/// longer.
+pub const LIVENESS_LEVELS: &[&str] = &["standard", "strict"];
 
 impl SceneSettings {
     /// Names the first invalid value.
@@ -54,6 +63,11 @@ impl SceneSettings {
         if let Some(d) = self.retention_days {
             if d > 3650 {
                 return Err(format!("retention must be at most 3650 days, not {d}"));
+            }
+        }
+        if let Some(l) = &self.liveness {
+            if !LIVENESS_LEVELS.contains(&l.as_str()) {
+                return Err(format!("liveness must be standard or strict, not {l:?}"));
             }
         }
         Ok(())
@@ -93,6 +107,7 @@ pub struct SceneChanges {
     pub match_far: Option<Option<String>>,
     pub max_attempts: Option<Option<u32>>,
     pub retention_days: Option<Option<u32>>,
+    pub liveness: Option<Option<String>>,
     pub keep_photos: Option<bool>,
 }
 
@@ -121,6 +136,7 @@ fn to_domain(m: scene::Model) -> Scene {
         max_attempts: m.max_attempts.map(|v| v.max(0) as u32),
         retention_days: m.retention_days.map(|v| v.max(0) as u32),
         keep_photos: m.keep_photos,
+        liveness: m.liveness,
         is_default: m.is_default,
         created_at: m.created_at,
     }
@@ -185,6 +201,7 @@ pub async fn insert(
             match_far: Set(new.settings.match_far.clone()),
             max_attempts: Set(new.settings.max_attempts.map(|v| v as i32)),
             retention_days: Set(new.settings.retention_days.map(|v| v as i32)),
+            liveness: Set(new.settings.liveness.clone()),
             keep_photos: Set(new.keep_photos),
             is_default: Set(new.is_default),
             status: Set("active".into()),
@@ -244,6 +261,7 @@ pub async fn update(
         match_far: changes.match_far.clone().unwrap_or(current.match_far),
         max_attempts: changes.max_attempts.unwrap_or(current.max_attempts),
         retention_days: changes.retention_days.unwrap_or(current.retention_days),
+        liveness: changes.liveness.clone().unwrap_or(current.liveness),
     };
     settings.validate().map_err(SceneStoreError::Invalid)?;
     let mut active: scene::ActiveModel = model.into();
@@ -254,6 +272,7 @@ pub async fn update(
     active.match_far = Set(settings.match_far);
     active.max_attempts = Set(settings.max_attempts.map(|v| v as i32));
     active.retention_days = Set(settings.retention_days.map(|v| v as i32));
+    active.liveness = Set(settings.liveness);
     if let Some(k) = changes.keep_photos {
         active.keep_photos = Set(k);
     }

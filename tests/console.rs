@@ -127,6 +127,8 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
                 scene_id: Some(SCENE),
                 now: t,
                 expires_at: t + 3600,
+                api: "alipay",
+                callback: None,
             },
         )
         .await
@@ -216,6 +218,7 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
                 material_info: "{}",
                 face_image_key: face_key.as_deref(),
                 billing,
+                callback_code: if passed { "200" } else { "205" },
             }),
             t + 20,
         )

@@ -9,6 +9,7 @@ pub mod error;
 pub mod face;
 pub mod gateway;
 pub mod keys;
+pub mod media;
 pub mod metrics;
 pub mod openplatform;
 pub mod sensitive;

@@ -8,6 +8,7 @@ pub mod idcard;
 pub mod request;
 pub mod service;
 pub mod state;
+pub mod video;
 
 pub use error::CertifyError;
 pub use service::{CertifyService, Clock, QueryResult, SystemClock};

@@ -20,15 +20,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/videos");
     assert!(data.is_dir(), "the video benchmark needs ../shared/data");
-    let installed =
-        provision::ensure(&provision::default_dir(), &Manifest::builtin(), &StderrProgress)
-            .unwrap();
+    let installed = provision::ensure(
+        &provision::default_dir(),
+        &Manifest::builtin(),
+        &StderrProgress,
+    )
+    .unwrap();
     let engine = OnnxEngine::load(&installed, EngineSettings::default()).unwrap();
     let limits = VideoLimits::default();
     let runs = 5;
     println!(
         "{:<8} {:>7} {:>9} {:>14} {:>16} {:>7} {:>14} {:>10}",
-        "video", "secs", "size", "decode ms/s", "ffmpeg -t1 ms/s", "ratio", "observe ms/fr", "checks ms"
+        "video",
+        "secs",
+        "size",
+        "decode ms/s",
+        "ffmpeg -t1 ms/s",
+        "ratio",
+        "observe ms/fr",
+        "checks ms"
     );
     for name in ["d3.mp4", "d14.mp4", "d18.mp4"] {
         let path = data.join(name);

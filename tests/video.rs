@@ -132,7 +132,10 @@ fn real_videos_of_one_person_pass() {
         let path = h264_segment(&path, dir.path(), 0.0, None);
         let (v, verdict) = run(name, &path);
         assert!(v.frames.len() >= 8 * v.duration_ms as usize / 1000 - 2);
-        assert!(v.frames.iter().all(|f| f.image.width().max(f.image.height()) <= 640));
+        assert!(v
+            .frames
+            .iter()
+            .all(|f| f.image.width().max(f.image.height()) <= 640));
         assert!(verdict.best_frame.is_some() && verdict.live_embedding.is_some());
         if !verdict.passed {
             failed.push((name, verdict.fail_reason));
@@ -172,14 +175,16 @@ fn a_photo_moved_in_front_of_the_camera_fails_on_liveness() {
         common::ffmpeg(&[
             "-loop",
             "1",
+            "-framerate",
+            "25",
             "-i",
             still.to_str().unwrap(),
             "-t",
             "6",
             "-vf",
-            "scale=640:640,setsar=1,\
-             crop=w='480-40*t':h='480-40*t':x='(iw-ow)/2+40*sin(t*1.7)':y='(ih-oh)/2+30*cos(t*1.3)',\
-             scale=480:480,fps=25,format=yuv420p",
+            "scale=800:800,setsar=1,\
+             zoompan=z='1.1+0.003*on':x='iw/2-iw/zoom/2+50*sin(on/12)':y='ih/2-ih/zoom/2+30*cos(on/17)'\
+             :d=1:s=480x480:fps=25,format=yuv420p",
             "-c:v",
             "libx264",
             "-preset",
@@ -193,6 +198,9 @@ fn a_photo_moved_in_front_of_the_camera_fails_on_liveness() {
             "a moved photo must fail on liveness, not {reason:?}"
         );
         assert_eq!(reason.cloud_code(), "205");
+        // Two independent signals: a photo performs no action either.
+        let action = verdict.checks.iter().find(|c| c.name == "natural_action");
+        assert!(action.is_some_and(|c| !c.passed), "{:?}", verdict.checks);
     }
 }
 
@@ -253,33 +261,81 @@ fn hevc_is_refused_by_codec() {
     );
     let e = decode_video(&hevc, &VideoLimits::default()).unwrap_err();
     assert_eq!(e.code(), "VIDEO_UNSUPPORTED_CODEC");
-    assert!(matches!(&e, VideoError::UnsupportedCodec(c) if c.contains("HEVC")), "{e}");
+    assert!(
+        matches!(&e, VideoError::UnsupportedCodec(c) if c.contains("HEVC")),
+        "{e}"
+    );
 }
 
 #[test]
 fn limits_are_enforced_before_decoding() {
     let dir = tempfile::tempdir().unwrap();
     let l = VideoLimits::default();
-    let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"];
-    let ok = make(dir.path(), "ok.mp4", "testsrc2=size=320x240:rate=25:duration=2", &x264);
+    let x264 = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ];
+    let ok = make(
+        dir.path(),
+        "ok.mp4",
+        "testsrc2=size=320x240:rate=25:duration=2",
+        &x264,
+    );
     assert_eq!(code(&ok, &l), "OK");
     let v = decode_video(&ok, &l).unwrap();
     assert_eq!(v.frames.len(), 16, "2 s at 8 fps");
     assert!(v.frames.windows(2).all(|w| w[1].t_ms > w[0].t_ms));
-    let short = make(dir.path(), "short.mp4", "testsrc2=size=320x240:rate=25:duration=0.5", &x264);
+    let short = make(
+        dir.path(),
+        "short.mp4",
+        "testsrc2=size=320x240:rate=25:duration=0.5",
+        &x264,
+    );
     assert_eq!(code(&short, &l), "VIDEO_TOO_SHORT");
-    let long = make(dir.path(), "long.mp4", "testsrc2=size=64x64:rate=10:duration=21", &x264);
+    let long = make(
+        dir.path(),
+        "long.mp4",
+        "testsrc2=size=64x64:rate=10:duration=21",
+        &x264,
+    );
     assert_eq!(code(&long, &l), "VIDEO_TOO_LONG");
-    let large = make(dir.path(), "large.mp4", "testsrc2=size=2560x1440:rate=5:duration=1.2", &x264);
+    let large = make(
+        dir.path(),
+        "large.mp4",
+        "testsrc2=size=2560x1440:rate=5:duration=1.2",
+        &x264,
+    );
     assert_eq!(code(&large, &l), "VIDEO_TOO_LARGE");
     // 1080p in portrait is allowed; 1200 px on the short side is not.
-    let tall = make(dir.path(), "tall.mp4", "testsrc2=size=1080x1920:rate=5:duration=1.2", &x264);
+    let tall = make(
+        dir.path(),
+        "tall.mp4",
+        "testsrc2=size=1080x1920:rate=5:duration=1.2",
+        &x264,
+    );
     assert_eq!(code(&tall, &l), "OK");
-    let wide = make(dir.path(), "wide.mp4", "testsrc2=size=1600x1200:rate=5:duration=1.2", &x264);
+    let wide = make(
+        dir.path(),
+        "wide.mp4",
+        "testsrc2=size=1600x1200:rate=5:duration=1.2",
+        &x264,
+    );
     assert_eq!(code(&wide, &l), "VIDEO_TOO_LARGE");
-    let fast = make(dir.path(), "fast.mp4", "testsrc2=size=64x64:rate=120:duration=12", &x264);
+    let fast = make(
+        dir.path(),
+        "fast.mp4",
+        "testsrc2=size=64x64:rate=120:duration=12",
+        &x264,
+    );
     assert_eq!(code(&fast, &l), "VIDEO_TOO_MANY_FRAMES");
-    let few_bytes = VideoLimits { max_bytes: ok.len() - 1, ..l };
+    let few_bytes = VideoLimits {
+        max_bytes: ok.len() - 1,
+        ..l
+    };
     assert_eq!(code(&ok, &few_bytes), "VIDEO_TOO_MANY_BYTES");
     // Audio only.
     let audio = make(dir.path(), "audio.mp4", "sine=duration=2", &["-c:a", "aac"]);
@@ -333,10 +389,17 @@ fn rotation_metadata_is_applied() {
     let diff = theirs
         .pixels()
         .zip(first.pixels())
-        .map(|(a, b)| (0..3).map(|k| (a[k] as f32 - b[k] as f32).abs()).sum::<f32>())
+        .map(|(a, b)| {
+            (0..3)
+                .map(|k| (a[k] as f32 - b[k] as f32).abs())
+                .sum::<f32>()
+        })
         .sum::<f32>()
         / (theirs.width() * theirs.height() * 3) as f32;
-    assert!(diff < 12.0, "mean difference from ffmpeg's upright frame: {diff}");
+    assert!(
+        diff < 12.0,
+        "mean difference from ffmpeg's upright frame: {diff}"
+    );
 }
 
 #[test]
@@ -350,7 +413,21 @@ fn damaged_files_never_panic_and_finish_in_bounded_time() {
     let mut slowest = 0.0f64;
     let mut cases: Vec<Vec<u8>> = Vec::new();
     // Truncated at many points, headers included.
-    for n in [0, 7, 8, 16, 40, 100, 500, 1000, 5000, 20_000, 60_000, 120_000, good.len() - 1] {
+    for n in [
+        0,
+        7,
+        8,
+        16,
+        40,
+        100,
+        500,
+        1000,
+        5000,
+        20_000,
+        60_000,
+        120_000,
+        good.len() - 1,
+    ] {
         cases.push(good[..n.min(good.len())].to_vec());
     }
     // Bit flips: a few anywhere, and many in the first and last 4 KiB (where the boxes are).

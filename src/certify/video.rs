@@ -197,7 +197,9 @@ pub fn check_sequence(obs: &[Observation], s: &VideoCheckSettings) -> VideoVerdi
     let one = liveness::one_face(obs, th);
     let many = obs.iter().any(|o| o.faces > 1);
     let mut c = check("one_face", one.passed, Some(one.score), Some(one.threshold));
-    c.detail = one.at_frame.map(|f| format!("two or more faces at frame {f}"));
+    c.detail = one
+        .at_frame
+        .map(|f| format!("two or more faces at frame {f}"));
     record(
         c,
         if many {
@@ -332,7 +334,11 @@ mod tests {
         (0..40)
             .map(|i| {
                 let t = i * 125;
-                let mar = if (2000..=2500).contains(&t) { 0.45 } else { 0.05 };
+                let mar = if (2000..=2500).contains(&t) {
+                    0.45
+                } else {
+                    0.05
+                };
                 Observation {
                     t_ms: t,
                     faces: 1,
@@ -377,7 +383,9 @@ mod tests {
                 "same_identity"
             ]
         );
-        assert!(v.best_frame.is_some_and(|i| obs[i].measures.unwrap().mar < 0.15));
+        assert!(v
+            .best_frame
+            .is_some_and(|i| obs[i].measures.unwrap().mar < 0.15));
         assert!(!v.match_frames.is_empty());
         assert_eq!(v.live_embedding.as_deref().map(|l| l.len()), Some(4));
     }

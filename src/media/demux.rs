@@ -147,11 +147,7 @@ pub fn demux(bytes: &[u8], limits: &VideoLimits) -> Result<Demuxed, VideoError> 
         .map(|s| s.start_composition.0)
         .min()
         .unwrap_or(0);
-    let last = table
-        .iter()
-        .map(|s| s.end_composition.0)
-        .max()
-        .unwrap_or(0);
+    let last = table.iter().map(|s| s.end_composition.0).max().unwrap_or(0);
     let duration_ms = ms(last.saturating_sub(first), timescale)
         .ok_or_else(|| VideoError::Corrupt("the video track's timing is invalid".into()))?;
     if duration_ms > limits.max_duration_ms {
@@ -172,7 +168,9 @@ pub fn demux(bytes: &[u8], limits: &VideoLimits) -> Result<Demuxed, VideoError> 
         let offset = usize::try_from(start).ok();
         let size = end.checked_sub(start).and_then(|n| usize::try_from(n).ok());
         let (Some(offset), Some(size)) = (offset, size) else {
-            return Err(VideoError::Corrupt("a sample's byte range is invalid".into()));
+            return Err(VideoError::Corrupt(
+                "a sample's byte range is invalid".into(),
+            ));
         };
         if offset.checked_add(size).is_none_or(|e| e > bytes.len()) {
             return Err(VideoError::Corrupt(
@@ -213,9 +211,9 @@ fn declared_samples(track: &mp4parse::Track) -> u64 {
     let mut total = 0u64;
     for (i, run) in runs.iter().enumerate() {
         let first = u64::from(run.first_chunk.max(1));
-        let end = runs
-            .get(i + 1)
-            .map_or(chunks + 1, |next| u64::from(next.first_chunk).min(chunks + 1));
+        let end = runs.get(i + 1).map_or(chunks + 1, |next| {
+            u64::from(next.first_chunk).min(chunks + 1)
+        });
         let n = end.saturating_sub(first);
         total = total.saturating_add(n.saturating_mul(u64::from(run.samples_per_chunk)));
     }

@@ -18,7 +18,12 @@ fn movie(entry: &[u8; 4]) -> Vec<u8> {
     vse.extend_from_slice(&480u16.to_be_bytes());
     vse.extend_from_slice(&[0u8; 50]);
     let config: &[u8; 4] = if entry == b"avc1" { b"avcC" } else { b"hvcC" };
-    vse.extend(boxed(config, &[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 0x64, 1, 0, 2, 0x68, 0xee]));
+    vse.extend(boxed(
+        config,
+        &[
+            1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 0x64, 1, 0, 2, 0x68, 0xee,
+        ],
+    ));
     let mut stsd = vec![0, 0, 0, 0, 0, 0, 0, 1];
     stsd.extend(boxed(entry, &vse));
     let stbl = boxed(b"stbl", &boxed(b"stsd", &stsd));
@@ -46,10 +51,7 @@ fn container_errors_have_their_codes() {
     assert_eq!(code(b"", &l), Some("VIDEO_NOT_MP4"));
     assert_eq!(code(b"GIF89a some bytes here", &l), Some("VIDEO_NOT_MP4"));
     assert_eq!(code(&[0xffu8; 4096], &l), Some("VIDEO_NOT_MP4"));
-    let small = VideoLimits {
-        max_bytes: 10,
-        ..l
-    };
+    let small = VideoLimits { max_bytes: 10, ..l };
     assert_eq!(code(&[0u8; 11], &small), Some("VIDEO_TOO_MANY_BYTES"));
     // An ftyp and nothing else: an MP4 cut short.
     assert_eq!(
@@ -92,7 +94,10 @@ fn hostile_containers_never_panic() {
 
 #[test]
 fn avc_config_and_nal_units() {
-    let (sets, n) = parse_avcc(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 0x64, 1, 0, 1, 0x68]).unwrap();
+    let (sets, n) = parse_avcc(&[
+        1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 0x64, 1, 0, 1, 0x68,
+    ])
+    .unwrap();
     assert_eq!(n, 4);
     assert_eq!(sets, vec![vec![0x67, 0x64], vec![0x68]]);
     assert!(parse_avcc(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 9, 0x67]).is_err());

@@ -180,12 +180,11 @@ pub fn decode_video(bytes: &[u8], limits: &VideoLimits) -> Result<SampledVideo, 
             max: limits.max_bytes,
         });
     }
-    let demuxed = demux::demux(bytes, limits)?;
-    let limits = *limits;
     let mut out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_samples(bytes, &demuxed, &limits)
+        let demuxed = demux::demux(bytes, limits)?;
+        decode_samples(bytes, &demuxed, limits)
     }))
-    .map_err(|_| VideoError::Corrupt("the decoder failed on this stream".into()))??;
+    .map_err(|_| VideoError::Corrupt("the demuxer or decoder failed on this stream".into()))??;
     out.decode_ms = started.elapsed().as_millis() as u64;
     Ok(out)
 }

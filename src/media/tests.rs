@@ -10,6 +10,11 @@ fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
 
 /// A file with a valid `ftyp` and a movie box holding one video track whose sample entry is `entry` (no samples).
 fn movie(entry: &[u8; 4]) -> Vec<u8> {
+    movie_with_samples(entry, None)
+}
+
+/// The same with a sample table: `n` samples of 10 bytes in one chunk at offset 0, each lasting `delta_ms`.
+fn movie_with_samples(entry: &[u8; 4], samples: Option<(u32, u32)>) -> Vec<u8> {
     let ftyp = boxed(b"ftyp", b"isom\0\0\x02\0isomavc1");
     let mut vse = vec![0u8; 6];
     vse.extend_from_slice(&1u16.to_be_bytes());
@@ -26,7 +31,15 @@ fn movie(entry: &[u8; 4]) -> Vec<u8> {
     ));
     let mut stsd = vec![0, 0, 0, 0, 0, 0, 0, 1];
     stsd.extend(boxed(entry, &vse));
-    let stbl = boxed(b"stbl", &boxed(b"stsd", &stsd));
+    let mut stbl = boxed(b"stsd", &stsd);
+    if let Some((n, delta_ms)) = samples {
+        let words = |w: &[u32]| -> Vec<u8> { w.iter().flat_map(|x| x.to_be_bytes()).collect() };
+        stbl.extend(boxed(b"stts", &words(&[0, 1, n, delta_ms])));
+        stbl.extend(boxed(b"stsc", &words(&[0, 1, 1, n, 1])));
+        stbl.extend(boxed(b"stsz", &words(&[0, 10, n])));
+        stbl.extend(boxed(b"stco", &words(&[0, 1, 0])));
+    }
+    let stbl = boxed(b"stbl", &stbl);
     let minf = boxed(b"minf", &stbl);
     let mut hdlr = vec![0u8; 8];
     hdlr.extend_from_slice(b"vide");
@@ -76,9 +89,26 @@ fn container_errors_have_their_codes() {
 }
 
 #[test]
+fn duration_and_frame_limits_are_checked_before_decoding() {
+    let l = VideoLimits::default();
+    let code = |n: u32, delta: u32| {
+        decode_video(&movie_with_samples(b"avc1", Some((n, delta))), &l)
+            .err()
+            .map(|e| e.code())
+    };
+    assert_eq!(code(5, 100), Some("VIDEO_TOO_SHORT"));
+    assert_eq!(code(100, 250), Some("VIDEO_TOO_LONG"));
+    assert_eq!(code(3000, 1), Some("VIDEO_TOO_MANY_FRAMES"));
+    // A table claiming four billion samples is refused before anything is allocated for it.
+    assert_eq!(code(u32::MAX, 1), Some("VIDEO_TOO_MANY_FRAMES"));
+    // Within every limit, but the samples are not H.264 (or not even in the file).
+    assert_eq!(code(30, 100), Some("VIDEO_CORRUPT"));
+}
+
+#[test]
 fn hostile_containers_never_panic() {
     let l = VideoLimits::default();
-    let base = movie(b"avc1");
+    let base = movie_with_samples(b"avc1", Some((30, 100)));
     // Every truncation, and every single-byte corruption of the headers.
     for n in 0..base.len() {
         let _ = decode_video(&base[..n], &l);

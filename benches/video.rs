@@ -66,14 +66,7 @@ fn main() {
             theirs.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let t = Instant::now();
-        let mut prev = None;
-        let mut obs = Vec::new();
-        for f in &video.frames {
-            let (o, th) =
-                shiren::face::observe::observe(&engine, &f.image, f.t_ms, prev.as_ref()).unwrap();
-            prev = Some(th);
-            obs.push(o);
-        }
+        let obs = shiren::media::observe(&engine, &video).unwrap();
         let observe_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         let s = shiren::certify::video::VideoCheckSettings::from_decision(

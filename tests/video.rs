@@ -8,7 +8,6 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use shiren::certify::video::{check_sequence, VideoCheckSettings, VideoFailReason, VideoVerdict};
 use shiren::face::engine::FaceEngine;
-use shiren::face::liveness::Observation;
 use shiren::media::{decode_video, SampledVideo, VideoError, VideoLimits};
 
 mod common;
@@ -21,19 +20,6 @@ fn settings() -> VideoCheckSettings {
     }
 }
 
-fn observe(v: &SampledVideo) -> Vec<Observation> {
-    let engine = common::face_engine();
-    let mut prev = None;
-    let mut out = Vec::with_capacity(v.frames.len());
-    for f in &v.frames {
-        let (o, thumb) =
-            shiren::face::observe::observe(engine, &f.image, f.t_ms, prev.as_ref()).unwrap();
-        prev = Some(thumb);
-        out.push(o);
-    }
-    out
-}
-
 /// Decodes, observes and checks a file, printing the timings and every check.
 fn run(name: &str, path: &Path) -> (SampledVideo, VideoVerdict) {
     let bytes = std::fs::read(path).unwrap();
@@ -42,7 +28,7 @@ fn run(name: &str, path: &Path) -> (SampledVideo, VideoVerdict) {
         .unwrap_or_else(|e| panic!("{name}: {} {e}", e.code()));
     let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
     let t1 = Instant::now();
-    let obs = observe(&v);
+    let obs = shiren::media::observe(common::face_engine(), &v).unwrap();
     let observe_ms = t1.elapsed().as_secs_f64() * 1e3;
     let verdict = check_sequence(&obs, &settings());
     println!(

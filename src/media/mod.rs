@@ -189,6 +189,22 @@ pub fn decode_video(bytes: &[u8], limits: &VideoLimits) -> Result<SampledVideo, 
     Ok(out)
 }
 
+/// Observes every kept frame with the face engine, in order (each frame's surroundings compared with the previous
+/// kept frame's): the input of [`crate::certify::video::check_sequence`]. CPU-bound: run it off the async runtime.
+pub fn observe(
+    engine: &dyn crate::face::engine::FaceEngine,
+    video: &SampledVideo,
+) -> Result<Vec<crate::face::liveness::Observation>, crate::face::runtime::RuntimeError> {
+    let mut prev = None;
+    let mut out = Vec::with_capacity(video.frames.len());
+    for f in &video.frames {
+        let (o, thumb) = crate::face::observe::observe(engine, &f.image, f.t_ms, prev.as_ref())?;
+        prev = Some(thumb);
+        out.push(o);
+    }
+    Ok(out)
+}
+
 /// A YUV 4:2:0 picture converted to RGB and downscaled to at most `max_side` on its long side.
 fn to_rgb(yuv: &DecodedYUV<'_>, max_side: u32) -> Option<RgbImage> {
     let (w, h) = yuv.dimensions();

@@ -130,14 +130,16 @@ fn real_videos_of_one_person_pass() {
     assert!(failed.is_empty(), "real videos failed: {failed:?}");
 }
 
-/// Other real videos, cut to under 20 s: reported, and they must not be refused by the decoder.
+/// Other real videos, cut with ffmpeg: reported (not asserted: the thresholds were not tuned on them), and they
+/// must not be refused by the decoder.
 #[test]
 fn other_real_videos_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     for (name, start, secs) in [
-        ("d9.mp4", 0.0, None),
-        ("cap13_edit2.mp4", 10.0, Some(12.0)),
-        ("franck.mp4", 20.0, Some(15.0)),
+        // Segments with an action in them (times from the data README), short to keep the suite quick.
+        ("d9.mp4", 10.0, Some(8.0)),
+        ("cap13_edit2.mp4", 12.0, Some(7.0)),
+        ("franck.mp4", 20.0, Some(10.0)),
     ] {
         let Some(path) = video(name) else { return };
         let path = h264_segment(&path, dir.path(), start, secs);

@@ -285,6 +285,42 @@ fn mean_embedding(obs: &[Observation], frames: &[usize]) -> Option<Vec<f32>> {
     (n > 0.0).then(|| m.iter().map(|x| x / n).collect())
 }
 
+/// The mean embedding of the frames used for the match (the most frontal ones at rest).
+pub fn live_embedding(obs: &[Observation]) -> Option<Vec<f32>> {
+    mean_embedding(obs, &frontal_frames(obs, MATCH_FRAMES))
+}
+
+/// The lowest match score (0–100, by `score`) of any near-frontal frame's face against `live` (the faces used for
+/// the match): a mean over all frames would hide a swap half-way through; strongly turned or open-mouthed faces are
+/// left out, as recognisers are unreliable on them (all usable frames when fewer than 3 are near-frontal).
+pub fn worst_identity_score(
+    obs: &[Observation],
+    live: Option<&[f32]>,
+    score: fn(f32) -> f32,
+) -> Option<f32> {
+    let base = liveness::yaw_baseline(obs);
+    let near: Vec<&Observation> = obs
+        .iter()
+        .filter(|o| usable(o))
+        .filter(|o| {
+            o.measures
+                .is_some_and(|m| (m.yaw - base).abs() <= 0.10 && m.mar < 0.30)
+        })
+        .collect();
+    let compared: Vec<&Observation> = if near.len() >= 3 {
+        near
+    } else {
+        obs.iter().filter(|o| usable(o)).collect()
+    };
+    live.and_then(|a| {
+        compared
+            .iter()
+            .filter_map(|o| o.embedding.as_ref())
+            .map(|e| score(cosine(e, a)))
+            .min_by(f32::total_cmp)
+    })
+}
+
 /// Frames compared by the match.
 pub const MATCH_FRAMES: usize = 5;
 
@@ -439,29 +475,8 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
     // over all frames would hide a swap half-way through; strongly turned or open-mouthed faces are left out, as
     // recognisers are unreliable on them). Judged on the match score scale, so the threshold keeps its meaning
     // whatever the recogniser.
-    let frontal = frontal_frames(obs, MATCH_FRAMES);
-    let live = mean_embedding(obs, &frontal);
-    let base = liveness::yaw_baseline(obs);
-    let near: Vec<&Observation> = obs
-        .iter()
-        .filter(|o| usable(o))
-        .filter(|o| {
-            o.measures
-                .is_some_and(|m| (m.yaw - base).abs() <= 0.10 && m.mar < 0.30)
-        })
-        .collect();
-    let compared: Vec<&Observation> = if near.len() >= 3 {
-        near
-    } else {
-        obs.iter().filter(|o| usable(o)).collect()
-    };
-    let worst = live.as_ref().and_then(|a| {
-        compared
-            .iter()
-            .filter_map(|o| o.embedding.as_ref())
-            .map(|e| (s.score)(cosine(e, a)))
-            .min_by(f32::total_cmp)
-    });
+    let live = live_embedding(obs);
+    let worst = worst_identity_score(obs, live.as_deref(), s.score);
     record(
         Check::new(
             "same_identity",

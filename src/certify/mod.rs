@@ -9,6 +9,7 @@ pub mod product;
 pub mod request;
 pub mod service;
 pub mod state;
+pub mod video;
 
 pub use error::CertifyError;
 pub use service::{CertifyService, Clock, QueryResult, SystemClock};

@@ -18,6 +18,7 @@ const ID_MIN: i64 = 4001;
 const PV_FC: i64 = 4002;
 const LR_FR_MIN: i64 = 4003;
 const ID_PRO: i64 = 4004;
+const ID_MIN_VIDEO: i64 = 4005;
 /// Picture URLs of any host; loopback ones only through the test-only switch.
 const ALLOW_LOOPBACK: [(&str, &str); 2] = [
     ("SHIREN_PICTURE_URL_ALLOWED_HOSTS", "*"),
@@ -38,6 +39,11 @@ struct Pictures {
     big: PathBuf,
     /// A grey image without a face.
     blank: PathBuf,
+    /// Person V: a still (the registry's photo) and a video of him opening his mouth (H.264).
+    v_still: PathBuf,
+    v_video: PathBuf,
+    /// The still of V panned and zoomed: a photo moved in front of a camera.
+    v_moved: PathBuf,
 }
 
 fn pictures(dir: &Path) -> Option<Pictures> {
@@ -52,7 +58,44 @@ fn pictures(dir: &Path) -> Option<Pictures> {
         "1",
         blank.to_str().unwrap(),
     ]);
+    let v_video = dir.join("v.mp4");
+    common::ffmpeg(&[
+        "-i",
+        common::shared_data("videos/d18.mp4")?.to_str().unwrap(),
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        v_video.to_str().unwrap(),
+    ]);
+    let v_still = common::shared_data("videos/d19.jpg")?;
+    let v_moved = dir.join("v_moved.mp4");
+    common::ffmpeg(&[
+        "-loop",
+        "1",
+        "-framerate",
+        "25",
+        "-i",
+        v_still.to_str().unwrap(),
+        "-t",
+        "6",
+        "-vf",
+        "scale=800:800,setsar=1,\
+         zoompan=z='1.1+0.003*on':x='iw/2-iw/zoom/2+50*sin(on/12)':y='ih/2-ih/zoom/2+30*cos(on/17)'\
+         :d=1:s=480x480:fps=25,format=yuv420p",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        v_moved.to_str().unwrap(),
+    ]);
     Some(Pictures {
+        v_still,
+        v_video,
+        v_moved,
         p_registry: f("img2.jpg")?,
         p_other: f("img5.jpg")?,
         q: f("img8.jpg")?,
@@ -111,6 +154,7 @@ struct Setup {
     secret: String,
     no_p: String,
     no_unknown: String,
+    no_v: String,
 }
 
 fn setup(backend: Backend, pics: &Pictures) -> Setup {
@@ -131,10 +175,12 @@ fn setup(backend: Backend, pics: &Pictures) -> Setup {
     ]);
     let no_p = shiren::certify::idcard::with_check_char("11010119800307031");
     let no_unknown = shiren::certify::idcard::with_check_char("11010119800307032");
+    let no_v = shiren::certify::idcard::with_check_char("11010119800307033");
     std::fs::copy(&pics.p_registry, inst.dir.path().join("p.jpg")).unwrap();
+    std::fs::copy(&pics.v_still, inst.dir.path().join("v.jpg")).unwrap();
     let csv = inst.file(
         "registry.csv",
-        &format!("cert_no,cert_name,photo\n{no_p},张伟,p.jpg\n"),
+        &format!("cert_no,cert_name,photo\n{no_p},张伟,p.jpg\n{no_v},王强,v.jpg\n"),
     );
     inst.run(&["identity", "import", "--csv", csv.to_str().unwrap()]);
     for (id, product) in [
@@ -142,6 +188,7 @@ fn setup(backend: Backend, pics: &Pictures) -> Setup {
         (PV_FC, "PV_FC"),
         (LR_FR_MIN, "LR_FR_MIN"),
         (ID_PRO, "ID_PRO"),
+        (ID_MIN_VIDEO, "ID_MIN_VIDEO"),
     ] {
         inst.run(&[
             "scene",
@@ -169,6 +216,7 @@ fn setup(backend: Backend, pics: &Pictures) -> Setup {
         inst,
         no_p,
         no_unknown,
+        no_v,
     }
 }
 
@@ -245,6 +293,7 @@ fn suite(backend: Backend) {
     std::fs::create_dir_all(&served).unwrap();
     std::fs::copy(&pics.p_other, served.join("p.jpg")).unwrap();
     std::fs::copy(&pics.big, served.join("big.jpg")).unwrap();
+    std::fs::copy(&pics.v_video, served.join("v.mp4")).unwrap();
     let pic_base = picture_server(served);
 
     let contrast = |name: &str, flavour: &str, no: &str, cert_name: &str, files: Value| {
@@ -402,8 +451,66 @@ fn suite(backend: Backend) {
             json!({"FaceContrastPicture": pics.couple}),
         ),
     ]);
+    // ID_MIN_VIDEO: the named person in a short video, as base64 or by URL (`FaceContrastFile`).
+    let video = |name: &str, flavour: &str, no: &str, cert_name: &str| {
+        call(
+            name,
+            flavour,
+            "ContrastFaceVerify",
+            json!({"SceneId": ID_MIN_VIDEO, "OuterOrderNo": order(name), "ProductCode": "ID_MIN_VIDEO",
+                   "CertType": "IDENTITY_CARD", "CertName": cert_name, "CertNo": no}),
+            json!({}),
+        )
+    };
+    let garbage = tmp.path().join("garbage.mp4");
+    std::fs::write(
+        &garbage,
+        (0..50_000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    calls.extend([
+        with_params(video("video-pass", "tea", &s.no_v, "王强"), json!({})),
+        with_params(
+            video("video-url", "legacy", &s.no_v, "王强"),
+            json!({"FaceContrastFile": format!("{pic_base}/pic/v.mp4")}),
+        ),
+        video("video-other-person", "tea", &s.no_p, "张伟"),
+        video("video-moved-photo", "tea", &s.no_v, "王强"),
+        video("video-garbage", "tea", &s.no_v, "王强"),
+    ]);
+    let n = calls.len();
+    calls[n - 5]["files"] = json!({"FaceContrastPicture": pics.v_video});
+    calls[n - 3]["files"] = json!({"FaceContrastPicture": pics.v_video});
+    calls[n - 2]["files"] = json!({"FaceContrastPicture": pics.v_moved});
+    calls[n - 1]["files"] = json!({"FaceContrastPicture": garbage});
+
     let r = run(&s, &server, &calls);
     assert_eq!(r.len(), calls.len(), "every call answered");
+    assert_eq!(code(&r, "video-pass"), "200", "{}", r["video-pass"]);
+    assert_eq!(
+        result(&r, "video-pass")["Passed"],
+        "T",
+        "{}",
+        r["video-pass"]
+    );
+    assert!(verify_score(&r, "video-pass") >= 70.0);
+    assert_eq!(result(&r, "video-url")["Passed"], "T", "{}", r["video-url"]);
+    assert_eq!(
+        result(&r, "video-other-person")["SubCode"],
+        "204",
+        "{}",
+        r["video-other-person"]
+    );
+    assert_eq!(result(&r, "video-moved-photo")["Passed"], "F");
+    assert_eq!(
+        result(&r, "video-moved-photo")["SubCode"],
+        "205",
+        "{}",
+        r["video-moved-photo"]
+    );
+    assert_eq!(code(&r, "video-garbage"), "419", "{}", r["video-garbage"]);
 
     // ID_MIN: the registry's person passes, another face or an unknown identity fails with its SubCode.
     assert_eq!(code(&r, "contrast-pass"), "200");
@@ -568,6 +675,10 @@ fn suite(backend: Backend) {
         "compare-different",
         "liveness-photo",
         "liveness-two-people",
+        "video-pass",
+        "video-url",
+        "video-other-person",
+        "video-moved-photo",
     ];
     let billed = s.inst.db.with(|db| async move {
         shiren::db::billing::list(&db, &Default::default(), None, 1000)

@@ -16,7 +16,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use self::codes::{material_info, round2, sub_code, tf, CloudError};
-use self::params::{picture_source, required, CertSubject, PictureSource, SOURCE_NAMES};
+use self::params::{
+    picture_source, required, CertSubject, PictureSource, SOURCE_NAMES, VIDEO_SOURCE_NAMES,
+};
 use super::hosted::HostedService;
 use super::product::{Product, Reference};
 use super::request::{InitializeRequest, ReserveStrategy};
@@ -447,9 +449,9 @@ impl CloudService {
         params::check_model(params)?;
         let subject = CertSubject::parse(params, self.clock.today())?;
         if product == Product::IdMinVideo {
-            return Err(CloudError::invalid(
-                "ID_MIN_VIDEO is not available on this server yet",
-            ));
+            return self
+                .contrast_video(app, &scene, params, order, subject)
+                .await;
         }
         let source = picture_source(params, "", SOURCE_NAMES)?
             .ok_or_else(|| CloudError::missing("FaceContrastPicture or FaceContrastPictureUrl"))?;
@@ -502,6 +504,130 @@ impl CloudService {
         });
         self.decided(app, &scene, &request, fail, score, checks)
             .await
+    }
+
+    /// ID_MIN_VIDEO: the named person in a short video. Decoded in-process, sampled, observed by the face engine;
+    /// the sequence checks say whether it shows one live person, then the face is matched with the authority's.
+    async fn contrast_video(
+        &self,
+        app: &App,
+        scene: &Scene,
+        params: &Params,
+        order: &str,
+        subject: CertSubject,
+    ) -> Outcome {
+        let source = picture_source(params, "", VIDEO_SOURCE_NAMES)?.ok_or_else(|| {
+            CloudError::missing(
+                "FaceContrastFile (a video URL) or FaceContrastPicture (a base64 video)",
+            )
+        })?;
+        let video = self.video_bytes(&source).await?;
+        let request = InitializeRequest {
+            outer_order_no: order.to_string(),
+            biz_code: Product::IdMinVideo.code().to_string(),
+            cert_type: subject.cert_type.clone(),
+            cert_name: Sensitive::new(subject.name.clone()),
+            cert_no: Sensitive::new(subject.number.clone()),
+            return_url: String::new(),
+            reserve: ReserveStrategy::Never,
+            contrast_picture: Some(Sensitive::new(video.clone())),
+        };
+        if let Some(done) = self.retried(app, &request).await? {
+            return Ok(done);
+        }
+        let settings = self.hosted.settings().with_scene(scene).decision;
+        let checks_settings = crate::certify::video::VideoCheckSettings::from_decision(&settings);
+        let engine = self.hosted.engine().clone();
+        let (verdict, frames, decode_ms) = tokio::task::spawn_blocking(move || {
+            let sampled = crate::media::decode_video(&video, &crate::media::VideoLimits::default())
+                .map_err(|e| {
+                    CloudError::unusable(format!("the video cannot be used ({}): {e}", e.code()))
+                })?;
+            let observations =
+                crate::media::observe(engine.as_ref(), &sampled).map_err(internal)?;
+            let verdict = crate::certify::video::check_sequence(&observations, &checks_settings);
+            Ok::<_, CloudError>((verdict, observations.len(), sampled.decode_ms))
+        })
+        .await
+        .map_err(internal)??;
+        // Material that shows no usable face is refused, not judged (and not billed).
+        if let Some(r) = verdict.fail_reason.filter(|r| !r.is_liveness_risk()) {
+            return Err(CloudError::unusable(format!(
+                "the video cannot be judged: {} ({})",
+                r.messages().1,
+                r.code()
+            )));
+        }
+        let lookup = self
+            .hosted
+            .authority()
+            .lookup(&subject.number, &subject.name)
+            .await
+            .map_err(internal)?;
+        let reference = self
+            .hosted
+            .reference(None, &lookup)
+            .await
+            .map_err(|e| internal(anyhow::anyhow!("{e}")))?;
+        let score = match (&reference, &verdict.live_embedding) {
+            (Some(r), Some(live)) => Some(f64::from((settings.score)(cosine(live, r)))),
+            _ => None,
+        };
+        let fail = match (&lookup, score) {
+            (Lookup::NameMismatch, _) => Some("IDENTITY_NAME_MISMATCH"),
+            (Lookup::NotFound, _) => Some("IDENTITY_NOT_FOUND"),
+            (Lookup::Match(_), _) if reference.is_none() => Some("REFERENCE_PHOTO_UNUSABLE"),
+            _ => match verdict.fail_reason {
+                Some(r) => Some(r.code()),
+                None if score.is_none_or(|s| s < f64::from(settings.match_threshold)) => {
+                    Some("FACE_MISMATCH")
+                }
+                None => None,
+            },
+        };
+        let score = score.filter(|_| matches!(lookup, Lookup::Match(_)));
+        let checks = json!({
+            "product": Product::IdMinVideo.code(),
+            "identity": match lookup { Lookup::Match(_) => "authority", _ => "not_confirmed" },
+            "frames": frames,
+            "decode_ms": decode_ms,
+            "sequence": verdict.checks,
+            "match_score": score.map(round2),
+            "match_threshold": settings.match_threshold,
+            "fail_reason": fail,
+        });
+        self.decided(app, scene, &request, fail, score, checks)
+            .await
+    }
+
+    /// The bytes of a video source: a URL (`FaceContrastFile` or `FaceContrastPictureUrl`) or base64.
+    async fn video_bytes(&self, source: &PictureSource) -> Result<Vec<u8>, CloudError> {
+        match source {
+            PictureSource::Base64 { name, value } => {
+                let bytes = B64
+                    .decode(value.trim().as_bytes())
+                    .map_err(|_| CloudError::unusable(format!("{name} is not valid base64")))?;
+                if bytes.len() > MAX_VIDEO_BYTES {
+                    return Err(CloudError::too_large(format!(
+                        "{name} is {} bytes; the limit for a video is {MAX_VIDEO_BYTES}",
+                        bytes.len()
+                    )));
+                }
+                Ok(bytes)
+            }
+            PictureSource::Url { name, value } => {
+                let mut policy = self.pictures.policy().clone();
+                policy.max_bytes = MAX_VIDEO_BYTES;
+                policy.timeout = policy.timeout.max(std::time::Duration::from_secs(10));
+                PictureFetcher::new(policy)
+                    .fetch(value)
+                    .await
+                    .map_err(|e| fetch_error(name, e))
+            }
+            PictureSource::CertifyId { name, .. } => Err(CloudError::invalid(format!(
+                "{name} cannot be a video source"
+            ))),
+        }
     }
 
     /// The stored answer of a retried server-side call (same `OuterOrderNo`, same content): no second verdict and
@@ -670,21 +796,11 @@ impl CloudService {
                 }
                 Ok(bytes)
             }
-            PictureSource::Url { name, value } => {
-                use crate::net::fetch::FetchError;
-                self.pictures.fetch(value).await.map_err(|e| {
-                    let message = format!("{name} cannot be fetched: {e}");
-                    match e {
-                        // Where the server may not go is the request's fault, not the picture's.
-                        FetchError::BadUrl(_)
-                        | FetchError::NotAllowed(_)
-                        | FetchError::PrivateAddress { .. } => CloudError::invalid(message),
-                        FetchError::TooLarge(_) => CloudError::too_large(message),
-                        FetchError::Timeout(_) => CloudError::too_slow(message),
-                        _ => CloudError::unusable(message),
-                    }
-                })
-            }
+            PictureSource::Url { name, value } => self
+                .pictures
+                .fetch(value)
+                .await
+                .map_err(|e| fetch_error(name, e)),
             PictureSource::CertifyId { name, value } => {
                 let v = match self.owned(app, value).await {
                     Ok(v) => v,
@@ -796,6 +912,21 @@ fn with_verify_score(result: Value) -> Value {
         "Passed": result["Passed"],
         "VerifyScore": score,
     })
+}
+
+/// The business error of a picture or video that could not be fetched.
+fn fetch_error(name: &str, e: crate::net::fetch::FetchError) -> CloudError {
+    use crate::net::fetch::FetchError;
+    let message = format!("{name} cannot be fetched: {e}");
+    match e {
+        // Where the server may not go is the request's fault, not the picture's.
+        FetchError::BadUrl(_) | FetchError::NotAllowed(_) | FetchError::PrivateAddress { .. } => {
+            CloudError::invalid(message)
+        }
+        FetchError::TooLarge(_) => CloudError::too_large(message),
+        FetchError::Timeout(_) => CloudError::too_slow(message),
+        _ => CloudError::unusable(message),
+    }
 }
 
 /// A server failure: logged with its cause, answered as `Code` 500.

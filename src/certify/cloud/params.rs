@@ -140,6 +140,13 @@ pub enum PictureSource {
 
 /// The picture source parameters, by suffix.
 pub const SOURCE_NAMES: &[&str] = &["FaceContrastPicture", "FaceContrastPictureUrl", "CertifyId"];
+/// The video source parameters of ID_MIN_VIDEO: a URL (`FaceContrastFile`, as the SDKs' upload helpers fill it, or
+/// `FaceContrastPictureUrl`) or the video itself in base64 (`FaceContrastPicture`).
+pub const VIDEO_SOURCE_NAMES: &[&str] = &[
+    "FaceContrastPicture",
+    "FaceContrastPictureUrl",
+    "FaceContrastFile",
+];
 /// Object-storage sources, which this server cannot read.
 const OSS_NAMES: &[&str] = &["OssBucketName", "OssObjectName"];
 

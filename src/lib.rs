@@ -221,10 +221,12 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_outbound(pictures.clone(), callback_settings.clone());
+    let secrets = access_keys::SecretBox::from_config(&config)?;
+    let cloud = cloud.with_picture_links(secrets.clone());
     let cloud_gate = cloudgate::CloudGate::new(
         db.clone(),
         cloud.clone(),
-        access_keys::SecretBox::from_config(&config)?,
+        secrets,
         Arc::new(SystemClock),
         config.timestamp_skew_secs,
         &public_url,

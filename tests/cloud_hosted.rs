@@ -272,6 +272,16 @@ fn suite(backend: Backend) {
         mi["facialPictureFront"]["verifyScore"].as_f64().unwrap() >= 70.0,
         "{mi}"
     );
+    // The kept face image (返照) is a link valid for 15 minutes; a tampered link gets nothing.
+    let link = mi["facialPictureFront"]["pictureUrl"]
+        .as_str()
+        .expect("a picture link")
+        .to_string();
+    let jpeg = reqwest::blocking::get(&link).unwrap();
+    assert_eq!(jpeg.status(), 200);
+    assert_eq!(&jpeg.bytes().unwrap()[..3], b"\xff\xd8\xff", "a JPEG");
+    let tampered = link.replace("token=", "token=A");
+    assert_eq!(reqwest::blocking::get(&tampered).unwrap().status(), 404);
     let certify_id = v
         .pointer("/init/certifyId")
         .and_then(Value::as_str)

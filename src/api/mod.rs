@@ -18,6 +18,7 @@ pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
     let metrics = ctx.metrics.clone();
     Route::new()
         .at("/", get(cloud::cloud_api).post(cloud::cloud_api))
+        .at("/cloud/picture", get(cloud::picture))
         .at("/gateway.do", get(gateway::gateway).post(gateway::gateway))
         .at("/h5/certify/:token", get(h5::certify_page))
         .at("/h5/certify/:token/challenge", post(h5::challenge))

@@ -46,3 +46,34 @@ fn into_response(reply: CloudReply) -> Response {
     }
     builder.body(reply.body)
 }
+
+/// The query of a picture link.
+#[derive(serde::Deserialize)]
+pub struct PictureLink {
+    token: String,
+}
+
+/// `GET /cloud/picture?token=…`: the kept face image a `MaterialInfo.facialPictureFront.pictureUrl` names, while
+/// the link is valid (15 minutes); 404 for anything else (the same answer whatever was wrong with it).
+#[handler]
+pub async fn picture(
+    poem::web::Query(link): poem::web::Query<PictureLink>,
+    Data(ctx): Data<&Arc<AppContext>>,
+) -> Response {
+    match ctx.cloud.linked_picture(&link.token).await {
+        Ok(Some(jpeg)) => Response::builder()
+            .content_type("image/jpeg")
+            .header(header::CACHE_CONTROL, "private, no-store")
+            .body(jpeg),
+        Ok(None) => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .content_type("text/plain; charset=utf-8")
+            .body("this picture link is unknown or has expired"),
+        Err(e) => {
+            tracing::error!(error = %e, "picture link failed");
+            Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body("internal error")
+        }
+    }
+}

@@ -119,10 +119,17 @@ pub fn tf(b: bool) -> &'static str {
 
 /// The `MaterialInfo` document (sent as a JSON string): whether an attack was suspected, the match score when one
 /// was computed, and shiren's own reason code.
-pub fn material_info(fail_reason: Option<&str>, verify_score: Option<f64>) -> String {
+pub fn material_info(
+    fail_reason: Option<&str>,
+    verify_score: Option<f64>,
+    picture_url: Option<&str>,
+) -> String {
     let mut front = serde_json::Map::new();
     if let Some(s) = verify_score {
         front.insert("verifyScore".into(), json!(round2(s)));
+    }
+    if let Some(u) = picture_url {
+        front.insert("pictureUrl".into(), json!(u));
     }
     let mut m = serde_json::Map::new();
     m.insert("faceAttack".into(), json!(tf(face_attack(fail_reason))));
@@ -167,11 +174,14 @@ mod tests {
 
     #[test]
     fn material_info_is_a_json_document_with_the_score() {
-        let m: Value = serde_json::from_str(&material_info(None, Some(87.123))).unwrap();
+        let m: Value =
+            serde_json::from_str(&material_info(None, Some(87.123), Some("https://x/p"))).unwrap();
         assert_eq!(m["faceAttack"], "F");
         assert_eq!(m["facialPictureFront"]["verifyScore"], 87.12);
+        assert_eq!(m["facialPictureFront"]["pictureUrl"], "https://x/p");
         let m: Value =
-            serde_json::from_str(&material_info(Some("LIVENESS_SURROUNDINGS"), None)).unwrap();
+            serde_json::from_str(&material_info(Some("LIVENESS_SURROUNDINGS"), None, None))
+                .unwrap();
         assert_eq!(m["faceAttack"], "T");
         assert_eq!(m["failReason"], "LIVENESS_SURROUNDINGS");
         assert!(m["facialPictureFront"].get("verifyScore").is_none());

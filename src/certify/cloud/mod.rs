@@ -74,7 +74,13 @@ pub struct CloudService {
     clock: Arc<dyn Clock>,
     pictures: PictureFetcher,
     callback: CallbackSettings,
+    links: Option<crate::access_keys::SecretBox>,
 }
+
+/// How long a `MaterialInfo.facialPictureFront.pictureUrl` works.
+pub const PICTURE_LINK_SECS: i64 = 15 * 60;
+/// The associated data that binds a sealed picture link to its purpose.
+const PICTURE_LINK_AAD: &str = "cloud-picture-link";
 
 type Outcome = Result<Value, CloudError>;
 
@@ -96,7 +102,57 @@ impl CloudService {
             clock,
             pictures: PictureFetcher::new(FetchPolicy::default()),
             callback: CallbackSettings::default(),
+            links: None,
         }
+    }
+
+    /// Kept face images are offered as links sealed with `secrets` (valid [`PICTURE_LINK_SECS`]); without it
+    /// `MaterialInfo` carries no picture.
+    pub fn with_picture_links(mut self, secrets: crate::access_keys::SecretBox) -> CloudService {
+        self.links = Some(secrets);
+        self
+    }
+
+    /// A link to the kept face image of `certify_id`, valid for [`PICTURE_LINK_SECS`].
+    fn picture_link(&self, certify_id: &str) -> Option<String> {
+        let secrets = self.links.as_ref()?;
+        let expires = self.clock.now() + PICTURE_LINK_SECS;
+        let token = secrets.seal(
+            PICTURE_LINK_AAD,
+            &crate::access_keys::Secret::new(format!("{certify_id}|{expires}")),
+        );
+        let token =
+            percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC);
+        Some(format!(
+            "{}/cloud/picture?token={token}",
+            self.public_url.trim_end_matches('/')
+        ))
+    }
+
+    /// The kept face image a picture link names, while the link is valid and the image is kept.
+    pub async fn linked_picture(&self, token: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(secrets) = &self.links else {
+            return Ok(None);
+        };
+        let Some(plain) = secrets.open(PICTURE_LINK_AAD, token) else {
+            return Ok(None);
+        };
+        let Some((certify_id, expires)) = plain.expose().split_once('|') else {
+            return Ok(None);
+        };
+        if expires
+            .parse::<i64>()
+            .map_or(true, |e| e < self.clock.now())
+        {
+            return Ok(None);
+        }
+        let Some(key) = verifications::find(&self.db, certify_id)
+            .await?
+            .and_then(|v| v.face_image_key)
+        else {
+            return Ok(None);
+        };
+        Ok(self.store.get(&key).await?)
     }
 
     /// The picture fetcher and callback rules to use (the config's; the defaults refuse picture URLs).
@@ -418,7 +474,14 @@ impl CloudService {
             "CertifyId": v.certify_id,
             "Passed": tf(passed),
             "SubCode": sub_code(passed, v.fail_reason.as_deref()),
-            "MaterialInfo": material_info(v.fail_reason.as_deref(), score),
+            "MaterialInfo": material_info(
+                v.fail_reason.as_deref(),
+                score,
+                v.face_image_key
+                    .as_ref()
+                    .and_then(|_| self.picture_link(&v.certify_id))
+                    .as_deref(),
+            ),
             "IdentityInfo": Value::Null,
         })
     }

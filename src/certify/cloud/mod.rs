@@ -11,8 +11,6 @@ pub mod params;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use serde_json::{json, Value};
 
 use self::codes::{material_info, round2, sub_code, tf, CloudError};
@@ -519,32 +517,13 @@ impl CloudService {
         let source = picture_source(params, "", SOURCE_NAMES)?
             .ok_or_else(|| CloudError::missing("FaceContrastPicture or FaceContrastPictureUrl"))?;
         let photo = self.picture(app, &source).await?;
-        let request = InitializeRequest {
-            outer_order_no: order.to_string(),
-            biz_code: product.code().to_string(),
-            cert_type: subject.cert_type.clone(),
-            cert_name: Sensitive::new(subject.name.clone()),
-            cert_no: Sensitive::new(subject.number.clone()),
-            return_url: String::new(),
-            reserve: ReserveStrategy::Never,
-            contrast_picture: Some(Sensitive::new(photo.clone())),
-        };
+        let request = server_request(order, product, Some(&subject), &photo, String::new());
         if let Some(done) = self.retried(app, &request).await? {
             return Ok(done);
         }
         let settings = self.hosted.settings().with_scene(&scene).decision;
         let live = self.largest_face(&photo, "the face picture").await?;
-        let lookup = self
-            .hosted
-            .authority()
-            .lookup(&subject.number, &subject.name)
-            .await
-            .map_err(internal)?;
-        let reference = self
-            .hosted
-            .reference(None, &lookup)
-            .await
-            .map_err(|e| internal(anyhow::anyhow!("{e}")))?;
+        let (lookup, reference) = self.authority_reference(&subject).await?;
         let score = reference
             .as_ref()
             .map(|r| f64::from((settings.score)(cosine(&live, r))));
@@ -585,16 +564,13 @@ impl CloudService {
             )
         })?;
         let video = self.video_bytes(&source).await?;
-        let request = InitializeRequest {
-            outer_order_no: order.to_string(),
-            biz_code: Product::IdMinVideo.code().to_string(),
-            cert_type: subject.cert_type.clone(),
-            cert_name: Sensitive::new(subject.name.clone()),
-            cert_no: Sensitive::new(subject.number.clone()),
-            return_url: String::new(),
-            reserve: ReserveStrategy::Never,
-            contrast_picture: Some(Sensitive::new(video.clone())),
-        };
+        let request = server_request(
+            order,
+            Product::IdMinVideo,
+            Some(&subject),
+            &video,
+            String::new(),
+        );
         if let Some(done) = self.retried(app, &request).await? {
             return Ok(done);
         }
@@ -621,17 +597,7 @@ impl CloudService {
                 r.code()
             )));
         }
-        let lookup = self
-            .hosted
-            .authority()
-            .lookup(&subject.number, &subject.name)
-            .await
-            .map_err(internal)?;
-        let reference = self
-            .hosted
-            .reference(None, &lookup)
-            .await
-            .map_err(|e| internal(anyhow::anyhow!("{e}")))?;
+        let (lookup, reference) = self.authority_reference(&subject).await?;
         let score = match (&reference, &verdict.live_embedding) {
             (Some(r), Some(live)) => Some(f64::from((settings.score)(cosine(live, r)))),
             _ => None,
@@ -667,16 +633,7 @@ impl CloudService {
     async fn video_bytes(&self, source: &PictureSource) -> Result<Vec<u8>, CloudError> {
         match source {
             PictureSource::Base64 { name, value } => {
-                let bytes = B64
-                    .decode(value.trim().as_bytes())
-                    .map_err(|_| CloudError::unusable(format!("{name} is not valid base64")))?;
-                if bytes.len() > MAX_VIDEO_BYTES {
-                    return Err(CloudError::too_large(format!(
-                        "{name} is {} bytes; the limit for a video is {MAX_VIDEO_BYTES}",
-                        bytes.len()
-                    )));
-                }
-                Ok(bytes)
+                params::decode_base64(name, value, MAX_VIDEO_BYTES, "the limit for a video")
             }
             PictureSource::Url { name, value } => {
                 let mut policy = self.pictures.policy().clone();
@@ -691,6 +648,26 @@ impl CloudService {
                 "{name} cannot be a video source"
             ))),
         }
+    }
+
+    /// What the authority says about the named person, and the embedding of its reference face (none when its
+    /// photo has no usable face or the person is not confirmed).
+    async fn authority_reference(
+        &self,
+        subject: &CertSubject,
+    ) -> Result<(Lookup, Option<Vec<f32>>), CloudError> {
+        let lookup = self
+            .hosted
+            .authority()
+            .lookup(&subject.number, &subject.name)
+            .await
+            .map_err(internal)?;
+        let reference = self
+            .hosted
+            .reference(None, &lookup)
+            .await
+            .map_err(|e| internal(anyhow::anyhow!("{e}")))?;
+        Ok((lookup, reference))
     }
 
     /// The stored answer of a retried server-side call (same `OuterOrderNo`, same content): no second verdict and
@@ -770,16 +747,13 @@ impl CloudService {
         let a = self.picture(app, &source).await?;
         let b = self.picture(app, &target).await?;
         // The digest covers both pictures: the second goes where a return URL would.
-        let request = InitializeRequest {
-            outer_order_no: order.to_string(),
-            biz_code: product.code().to_string(),
-            cert_type: String::new(),
-            cert_name: Sensitive::new(String::new()),
-            cert_no: Sensitive::new(String::new()),
-            return_url: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)),
-            reserve: ReserveStrategy::Never,
-            contrast_picture: Some(Sensitive::new(a.clone())),
-        };
+        let request = server_request(
+            order,
+            product,
+            None,
+            &a,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&b)),
+        );
         if let Some(done) = self.retried(app, &request).await? {
             return Ok(with_verify_score(done));
         }
@@ -816,16 +790,7 @@ impl CloudService {
         let source = picture_source(params, "", SOURCE_NAMES)?
             .ok_or_else(|| CloudError::missing("FaceContrastPicture or FaceContrastPictureUrl"))?;
         let photo = self.picture(app, &source).await?;
-        let request = InitializeRequest {
-            outer_order_no: order.to_string(),
-            biz_code: product.code().to_string(),
-            cert_type: String::new(),
-            cert_name: Sensitive::new(String::new()),
-            cert_no: Sensitive::new(String::new()),
-            return_url: String::new(),
-            reserve: ReserveStrategy::Never,
-            contrast_picture: Some(Sensitive::new(photo.clone())),
-        };
+        let request = server_request(order, product, None, &photo, String::new());
         if let Some(done) = self.retried(app, &request).await? {
             return Ok(done);
         }
@@ -848,16 +813,7 @@ impl CloudService {
     async fn picture(&self, app: &App, source: &PictureSource) -> Result<Vec<u8>, CloudError> {
         match source {
             PictureSource::Base64 { name, value } => {
-                let bytes = B64
-                    .decode(value.trim().as_bytes())
-                    .map_err(|_| CloudError::unusable(format!("{name} is not valid base64")))?;
-                if bytes.len() > MAX_PICTURE_BYTES {
-                    return Err(CloudError::too_large(format!(
-                        "{name} is {} bytes; the limit is {MAX_PICTURE_BYTES}",
-                        bytes.len()
-                    )));
-                }
-                Ok(bytes)
+                params::decode_base64(name, value, MAX_PICTURE_BYTES, "the limit")
             }
             PictureSource::Url { name, value } => self
                 .pictures
@@ -945,6 +901,29 @@ struct DecidedCall<'a> {
     decision_json: String,
     identity_info: String,
     material_info: String,
+}
+
+/// The verification a server-side call stores: its product, the named person (if any), and the material it was
+/// given (kept only in the request digest, so a retry with the same content is recognised); `extra` joins the
+/// digest where a second piece of material exists.
+fn server_request(
+    order: &str,
+    product: Product,
+    subject: Option<&CertSubject>,
+    material: &[u8],
+    extra: String,
+) -> InitializeRequest {
+    let field = |f: fn(&CertSubject) -> &String| subject.map_or(String::new(), |s| f(s).clone());
+    InitializeRequest {
+        outer_order_no: order.to_string(),
+        biz_code: product.code().to_string(),
+        cert_type: field(|s| &s.cert_type),
+        cert_name: Sensitive::new(field(|s| &s.name)),
+        cert_no: Sensitive::new(field(|s| &s.number)),
+        return_url: extra,
+        reserve: ReserveStrategy::Never,
+        contrast_picture: Some(Sensitive::new(material.to_vec())),
+    }
 }
 
 /// Merchant pictures: the documented limits (≤ 1 MB; dimensions up to a few thousand pixels).

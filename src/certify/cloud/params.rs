@@ -138,6 +138,27 @@ pub enum PictureSource {
     CertifyId { name: String, value: String },
 }
 
+/// Base64 material from parameter `name`: 419 when it is not base64, 421 when it decodes to more than `limit` bytes
+/// (`what` names the limit in the message).
+pub fn decode_base64(
+    name: &str,
+    value: &str,
+    limit: usize,
+    what: &str,
+) -> Result<Vec<u8>, CloudError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.trim().as_bytes())
+        .map_err(|_| CloudError::unusable(format!("{name} is not valid base64")))?;
+    if bytes.len() > limit {
+        return Err(CloudError::too_large(format!(
+            "{name} is {} bytes; {what} is {limit}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// The picture source parameters, by suffix.
 pub const SOURCE_NAMES: &[&str] = &["FaceContrastPicture", "FaceContrastPictureUrl", "CertifyId"];
 /// The video source parameters of ID_MIN_VIDEO: a URL (`FaceContrastFile`, as the SDKs' upload helpers fill it, or
@@ -379,6 +400,21 @@ mod tests {
         assert_eq!(
             age_on(&idcard::with_check_char("11010520121204123"), today()),
             Some(13)
+        );
+    }
+
+    #[test]
+    fn base64_material_is_decoded_within_its_limit() {
+        assert_eq!(decode_base64("P", " aGk= ", 2, "the limit").unwrap(), b"hi");
+        assert_eq!(
+            decode_base64("P", "aGk=", 1, "the limit").unwrap_err().code,
+            "421"
+        );
+        assert_eq!(
+            decode_base64("P", "not base64!", 9, "the limit")
+                .unwrap_err()
+                .code,
+            "419"
         );
     }
 

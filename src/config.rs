@@ -62,6 +62,8 @@ pub struct Config {
     pub callback: CallbackConfig,
     /// The cloud ID-verification API (`[cloud]`).
     pub cloud: CloudConfig,
+    /// Billing and reconciliation (`[billing]`).
+    pub billing: BillingConfig,
     /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
     /// one is on (`[testing]`).
     pub testing: TestingConfig,
@@ -177,6 +179,16 @@ impl fmt::Debug for CloudConfig {
     }
 }
 
+/// Billing and reconciliation.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BillingConfig {
+    /// The offset from UTC whose days billing records, reconciliation queries and the console count in
+    /// (`SHIREN_BILLING_UTC_OFFSET`, e.g. `+08:00` for Beijing days; default `UTC`). A record keeps the day it was
+    /// written with.
+    pub utc_offset: crate::billing::Calendar,
+}
+
 /// Defaults of the hosted flow and the decision.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -282,6 +294,7 @@ impl Default for Config {
             picture_url: PictureUrlConfig::default(),
             callback: CallbackConfig::default(),
             cloud: CloudConfig::default(),
+            billing: BillingConfig::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -320,6 +333,7 @@ impl fmt::Debug for Config {
             .field("picture_url", &self.picture_url)
             .field("callback", &self.callback)
             .field("cloud", &self.cloud)
+            .field("billing", &self.billing)
             .field("testing", &self.testing)
             .finish()
     }
@@ -447,6 +461,13 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_CLOUD_MAX_BODY_BYTES") {
             self.cloud.max_body_bytes = parse("SHIREN_CLOUD_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = get("SHIREN_BILLING_UTC_OFFSET").filter(|v| !v.is_empty()) {
+            self.billing.utc_offset =
+                crate::billing::Calendar::parse(&v).ok_or_else(|| ConfigError::Env {
+                    key: "SHIREN_BILLING_UTC_OFFSET",
+                    message: crate::billing::calendar::OFFSET_EXPECTED.into(),
+                })?;
         }
         if let Some(v) = get("SHIREN_MATCH_FAR") {
             self.decision.match_far = v.trim().to_string();
@@ -588,6 +609,26 @@ mod tests {
             .apply_env(|k| (k == "SHIREN_BIND").then(|| "nope".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("SHIREN_BIND"));
+    }
+
+    #[test]
+    fn billing_offset_from_file_and_env() {
+        assert_eq!(Config::default().billing.utc_offset.offset_secs(), 0);
+        let c: Config = toml::from_str("[billing]\nutc_offset = \"+08:00\"\n").unwrap();
+        assert_eq!(c.billing.utc_offset.offset_secs(), 8 * 3600);
+        let err = toml::from_str::<Config>("[billing]\nutc_offset = \"Asia/Shanghai\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("+08:00"), "{err}");
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "SHIREN_BILLING_UTC_OFFSET").then(|| "-05:30".to_string()))
+            .unwrap();
+        assert_eq!(c.billing.utc_offset.label(), "UTC-05:30");
+        let err = c
+            .apply_env(|k| (k == "SHIREN_BILLING_UTC_OFFSET").then(|| "+25:00".to_string()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SHIREN_BILLING_UTC_OFFSET"));
     }
 
     #[test]

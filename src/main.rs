@@ -124,7 +124,7 @@ struct SceneArgs {
 
 #[derive(Subcommand)]
 enum BillingCommand {
-    /// CSV (header row first) of the billing records of the days FROM to TO (inclusive, UTC) on stdout.
+    /// CSV (header row first) of the billing records of the days FROM to TO (inclusive, days of the billing calendar) on stdout.
     Export {
         #[arg(long)]
         from: String,
@@ -133,7 +133,7 @@ enum BillingCommand {
         #[arg(long = "app")]
         app_id: Option<String>,
     },
-    /// Totals per day, app, scene, product and event of the days FROM to TO (inclusive, UTC).
+    /// Totals per day, app, scene, product and event of the days FROM to TO (inclusive, days of the billing calendar).
     Daily {
         #[arg(long)]
         from: String,

@@ -20,9 +20,12 @@ const LR_FR_MIN: i64 = 4003;
 const ID_PRO: i64 = 4004;
 const ID_MIN_VIDEO: i64 = 4005;
 /// Picture URLs of any host; loopback ones only through the test-only switch.
-const ALLOW_LOOPBACK: [(&str, &str); 2] = [
+/// The server's settings: pictures by URL from the test's loopback server, and billing days of UTC+14:00 (for most
+/// of the UTC day a different date than UTC's).
+const SERVER_ENV: [(&str, &str); 3] = [
     ("SHIREN_PICTURE_URL_ALLOWED_HOSTS", "*"),
     ("SHIREN_TEST_ALLOW_LOOPBACK_URLS", "1"),
+    ("SHIREN_BILLING_UTC_OFFSET", "+14:00"),
 ];
 
 struct Pictures {
@@ -288,7 +291,7 @@ fn suite(backend: Backend) {
     let s = setup(backend, &pics);
     let server = s
         .inst
-        .serve_with("127.0.0.1:0".parse().unwrap(), &ALLOW_LOOPBACK);
+        .serve_with("127.0.0.1:0".parse().unwrap(), &SERVER_ENV);
     let served = tmp.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
     std::fs::copy(&pics.p_other, served.join("p.jpg")).unwrap();
@@ -688,6 +691,14 @@ fn suite(backend: Backend) {
     println!("billed: {}", billed.len());
     assert_eq!(billed.len(), verdicts.len());
     assert!(billed.iter().all(|b| b.event == "CALL"));
+    let east14 = shiren::billing::Calendar::parse("+14:00").unwrap();
+    for b in &billed {
+        assert_eq!(
+            b.day,
+            east14.day_of(b.billed_at),
+            "billing day in UTC+14:00"
+        );
+    }
 }
 
 #[test]

@@ -199,7 +199,14 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
             s.face_id = id.clone();
             s.face_order = order.clone();
         }
-        let billing = shiren::billing::billing_event("FACE", passed, app, Some(SCENE), &order);
+        let billing = shiren::billing::billing_event(
+            "FACE",
+            passed,
+            app,
+            Some(SCENE),
+            &order,
+            shiren::billing::Calendar::UTC,
+        );
         assert!(verifications::record_attempt(
             &db,
             attempts::AttemptOutcome {

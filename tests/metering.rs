@@ -440,6 +440,7 @@ fn metering_run(backend: Backend) {
             &some.app_id,
             some.scene_id,
             &some.outer_order_no,
+            shiren::billing::Calendar::UTC,
         )
         .unwrap();
         assert!(!shiren::db::billing::insert(&txn, &some.certify_id, &ev, 0)

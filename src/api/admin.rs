@@ -108,7 +108,7 @@ pub struct VerificationPage {
 #[derive(Object)]
 pub struct BillingItem {
     pub id: i64,
-    /// UTC day, `YYYY-MM-DD`.
+    /// Day in the billing calendar (`[billing] utc_offset`, default UTC), `YYYY-MM-DD`.
     pub day: String,
     pub billed_at: i64,
     pub app_id: String,
@@ -182,14 +182,6 @@ fn days(
     Ok((from, to))
 }
 
-fn day_start(day: &str) -> i64 {
-    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc().timestamp())
-        .unwrap_or(0)
-}
-
 fn limit_of(limit: Option<u32>) -> Result<u64, AdminError> {
     match limit {
         None => Ok(100),
@@ -222,7 +214,7 @@ pub struct AdminApi;
 
 #[OpenApi]
 impl AdminApi {
-    /// Verifications created on the days `from`..=`to` (UTC), oldest first, by app, scene, product and outcome.
+    /// Verifications created on the days `from`..=`to` (of the billing calendar, `[billing] utc_offset`), oldest first, by app, scene, product and outcome.
     #[oai(path = "/verifications", method = "get")]
     #[allow(clippy::too_many_arguments)]
     async fn verifications(
@@ -240,6 +232,7 @@ impl AdminApi {
         limit: Query<Option<u32>>,
     ) -> Result<Json<VerificationPage>, AdminError> {
         let (from, to) = days(from.0, to.0)?;
+        let cal = ctx.hosted.settings().calendar;
         let limit = limit_of(limit.0)?;
         let after = match cursor.0.as_deref() {
             None | Some("") => None,
@@ -250,8 +243,11 @@ impl AdminApi {
             ),
         };
         let filter = VerificationFilter {
-            created_from: from.as_deref().map(day_start),
-            created_before: to.as_deref().map(|d| day_start(d) + 86_400),
+            created_from: from.as_deref().and_then(|d| cal.start_of(d)),
+            created_before: to
+                .as_deref()
+                .and_then(|d| cal.start_of(d))
+                .map(|t| t + 86_400),
             app_id: app_id.0,
             scene_id: scene_id.0,
             product: product_of(product.0)?,
@@ -287,7 +283,7 @@ impl AdminApi {
         }))
     }
 
-    /// Billing records of the days `from`..=`to` (UTC), in the order they were written.
+    /// Billing records of the days `from`..=`to` (billing calendar), in the order they were written.
     #[oai(path = "/billing/records", method = "get")]
     #[allow(clippy::too_many_arguments)]
     async fn billing_records(
@@ -341,7 +337,7 @@ impl AdminApi {
         }))
     }
 
-    /// Billable events per day, app, scene, product and event of the days `from`..=`to` (UTC), with their sum.
+    /// Billable events per day, app, scene, product and event of the days `from`..=`to` (billing calendar), with their sum.
     #[oai(path = "/billing/daily", method = "get")]
     #[allow(clippy::too_many_arguments)]
     async fn billing_daily(
@@ -380,7 +376,7 @@ impl AdminApi {
         }))
     }
 
-    /// The billing records of the days `from`..=`to` (UTC) as CSV with a header row.
+    /// The billing records of the days `from`..=`to` (billing calendar) as CSV with a header row.
     #[oai(path = "/billing/export.csv", method = "get")]
     async fn billing_export(
         &self,

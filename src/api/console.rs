@@ -11,9 +11,9 @@ use poem::{get, handler, post, Response, Route};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::console;
 use crate::console::chart::{self, DayBar};
 use crate::console::session::{Session, COOKIE, COOKIE_PATH, TTL_SECS};
-use crate::console::{self, DAY};
 use crate::db::{self, scenes, stats, AppStatus};
 use crate::AppContext;
 
@@ -79,6 +79,11 @@ fn redirect(to: &str) -> Response {
 
 fn now(ctx: &AppContext) -> i64 {
     ctx.certify.clock().now()
+}
+
+/// The calendar of billing days (`[billing] utc_offset`), which the console's days also follow.
+fn calendar(ctx: &AppContext) -> crate::billing::Calendar {
+    ctx.hosted.settings().calendar
 }
 
 fn fmt_time(t: i64) -> String {
@@ -294,19 +299,20 @@ async fn overview(
         },
     };
     let t = now(ctx);
-    let today = t.div_euclid(DAY);
+    let cal = calendar(ctx);
+    let today = cal.day_number(t);
     let month = stats::Window {
-        from: (today - 29) * DAY,
-        before: (today + 1) * DAY,
+        from: cal.start_of_number(today - 29),
+        before: cal.start_of_number(today + 1),
         scene_id,
     };
     let day = stats::Window {
-        from: today * DAY,
+        from: cal.start_of_number(today),
         ..month
     };
     let loaded = async {
         Ok::<_, sea_orm::DbErr>((
-            stats::by_day_and_state(&ctx.db, month).await?,
+            stats::by_day_and_state(&ctx.db, month, cal).await?,
             stats::fail_reasons(&ctx.db, month).await?,
             stats::fail_reasons(&ctx.db, day).await?,
             stats::decision_times(&ctx.db, month).await?,
@@ -359,9 +365,10 @@ async fn overview(
     c.insert(
         "month_title",
         &format!(
-            "近 30 天 Last 30 days · {} – {} (UTC)",
-            db::billing::day_of(month.from),
-            db::billing::day_of(t)
+            "近 30 天 Last 30 days · {} – {} ({})",
+            cal.day_of(month.from),
+            cal.day_of(t),
+            cal.label()
         ),
     );
     render(ctx, StatusCode::OK, "console/overview.html", &c)
@@ -953,11 +960,10 @@ struct BillingQuery {
 
 impl BillingQuery {
     /// The month (`YYYY-MM`, default: the current one), its first and last day, and the app filter.
-    fn resolve(&self, now: i64) -> Result<(String, db::billing::BillingFilter), String> {
+    /// `today` is the current day of the billing calendar, `YYYY-MM-DD`.
+    fn resolve(&self, today: &str) -> Result<(String, db::billing::BillingFilter), String> {
         let month = match self.month.as_deref().map(str::trim) {
-            None | Some("") => chrono::DateTime::from_timestamp(now, 0)
-                .map(|d| d.format("%Y-%m").to_string())
-                .unwrap_or_default(),
+            None | Some("") => today.get(..7).unwrap_or_default().to_string(),
             Some(m) => m.to_string(),
         };
         let (from, to) = console::month_days(&month).ok_or("month must be YYYY-MM")?;
@@ -988,7 +994,7 @@ async fn billing_page(
     let Some(op) = operator(ctx, jar) else {
         return redirect("/console/login");
     };
-    let (month, filter) = match bq.resolve(now(ctx)) {
+    let (month, filter) = match bq.resolve(&calendar(ctx).day_of(now(ctx))) {
         Ok(v) => v,
         Err(e) => return problem(ctx, Some(&op), StatusCode::BAD_REQUEST, &e),
     };
@@ -1022,6 +1028,7 @@ async fn billing_page(
     let mut c = base(&op, "billing");
     c.insert("month", &month);
     c.insert("from_day", &filter.from_day);
+    c.insert("calendar", &calendar(ctx).label());
     c.insert("to_day", &filter.to_day);
     c.insert("app_id", &filter.app_id);
     c.insert(
@@ -1073,7 +1080,7 @@ async fn billing_csv(
     let Some(op) = operator(ctx, jar) else {
         return problem(ctx, None, StatusCode::FORBIDDEN, "Not logged in. 未登录。");
     };
-    let (month, filter) = match bq.resolve(now(ctx)) {
+    let (month, filter) = match bq.resolve(&calendar(ctx).day_of(now(ctx))) {
         Ok(v) => v,
         Err(e) => return problem(ctx, Some(&op), StatusCode::BAD_REQUEST, &e),
     };
@@ -1175,6 +1182,7 @@ mod tests {
         c.insert("month", "2026-12");
         c.insert("from_day", "2026-12-01");
         c.insert("to_day", "2026-12-31");
+        c.insert("calendar", "UTC+08:00");
         c.insert("app_id", &Value::Null);
         c.insert("apps", &vec!["a"]);
         c.insert("rows", &vec![json!({"app_id": "a", "scene_id": 5, "scene_name": "n", "product": "FACE", "event": "PASS", "count": 3})]);

@@ -1,4 +1,8 @@
 //! Metering: which verdicts are billable, and the CSV merchants reconcile against.
+pub mod calendar;
+
+pub use calendar::Calendar;
+
 use crate::db::billing::{BillingEvent, BillingRecord};
 
 /// `PASS`: FACE is billed per passed verification.
@@ -14,13 +18,14 @@ pub fn event_for(product: &str, passed: bool) -> Option<&'static str> {
     }
 }
 
-/// The billing event of a verdict, with what the record keeps about its verification.
+/// The billing event of a verdict, with what the record keeps about its verification and the calendar of its day.
 pub fn billing_event(
     product: &str,
     passed: bool,
     app_id: &str,
     scene_id: Option<i64>,
     outer_order_no: &str,
+    calendar: Calendar,
 ) -> Option<BillingEvent> {
     event_for(product, passed).map(|event| BillingEvent {
         product: product.to_string(),
@@ -28,6 +33,7 @@ pub fn billing_event(
         app_id: app_id.to_string(),
         scene_id,
         outer_order_no: outer_order_no.to_string(),
+        calendar,
     })
 }
 

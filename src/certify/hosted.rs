@@ -40,6 +40,8 @@ pub struct HostedSettings {
     pub keep_photos: bool,
     /// A strict scene's liveness: three actions per challenge, mouth and turns held one frame longer.
     pub strict_liveness: bool,
+    /// The calendar of billing days.
+    pub calendar: crate::billing::Calendar,
 }
 
 impl Default for HostedSettings {
@@ -66,6 +68,7 @@ impl Default for HostedSettings {
             submit_grace_secs: 120,
             keep_photos: true,
             strict_liveness: false,
+            calendar: crate::billing::Calendar::UTC,
         }
     }
 }
@@ -135,6 +138,7 @@ impl HostedSettings {
             },
             fixed_challenge,
             retention_days: d.retention_days,
+            calendar: c.billing.utc_offset,
             ..HostedSettings::default()
         };
         s.decision.match_threshold = far.score_threshold();
@@ -725,6 +729,7 @@ impl HostedService {
                 &v.app_id,
                 v.scene_id,
                 &v.outer_order_no,
+                self.settings.calendar,
             )
         } else {
             None

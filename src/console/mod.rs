@@ -45,7 +45,7 @@ impl Outcomes {
     }
 }
 
-/// Per-day outcomes of the `days` days ending with day number `last_day` (days since the epoch, UTC), oldest
+/// Per-day outcomes of the `days` days ending with day number `last_day` (days since 1970-01-01 of the billing calendar), oldest
 /// first, from (day number, stored state, count) rows; days without rows are zero.
 pub fn daily_outcomes(
     rows: &[(i64, String, u64)],

@@ -16,6 +16,8 @@ pub struct BillingEvent {
     pub app_id: String,
     pub scene_id: Option<i64>,
     pub outer_order_no: String,
+    /// Which day the record falls on.
+    pub calendar: crate::billing::Calendar,
 }
 
 /// A stored billing record.
@@ -28,7 +30,7 @@ pub struct BillingRecord {
     pub scene_id: Option<i64>,
     pub product: String,
     pub outer_order_no: String,
-    /// UTC day of the event, `YYYY-MM-DD`.
+    /// Day of the event in the billing calendar (`[billing] utc_offset`) when it was written, `YYYY-MM-DD`.
     pub day: String,
     pub billed_at: i64,
 }
@@ -47,13 +49,6 @@ fn to_domain(m: billing_record::Model) -> BillingRecord {
     }
 }
 
-/// The UTC day of a Unix time, `YYYY-MM-DD`.
-pub fn day_of(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| "1970-01-01".into())
-}
-
 /// Writes the record of `event` for `certify_id` inside the caller's transaction; a second record of the same
 /// (verification, event) is never written. Returns whether this call wrote it.
 pub async fn insert<C: ConnectionTrait>(
@@ -69,7 +64,7 @@ pub async fn insert<C: ConnectionTrait>(
         scene_id: Set(event.scene_id),
         product: Set(event.product.clone()),
         outer_order_no: Set(event.outer_order_no.clone()),
-        day: Set(day_of(now)),
+        day: Set(event.calendar.day_of(now)),
         billed_at: Set(now),
         ..Default::default()
     })

@@ -25,12 +25,13 @@ fn verifications_in(w: Window) -> sea_orm::Select<verification::Entity> {
     q
 }
 
-/// (day number since the epoch (UTC), stored state, count) of the window's verifications.
+/// (day number of `calendar` since 1970-01-01, stored state, count) of the window's verifications.
 pub async fn by_day_and_state(
     db: &DatabaseConnection,
     w: Window,
+    calendar: crate::billing::Calendar,
 ) -> Result<Vec<(i64, String, u64)>, DbErr> {
-    let day = Expr::cust("created_at / 86400");
+    let day = Expr::cust(calendar.day_number_sql("created_at"));
     let rows: Vec<(i64, String, i64)> = verifications_in(w)
         .select_only()
         .column_as(day.clone(), "day")

@@ -398,6 +398,7 @@ impl CloudService {
                     &app.app_id,
                     Some(scene.scene_id),
                     &request.outer_order_no,
+                    self.hosted.settings().calendar,
                 );
                 let r = verifications::insert_decided(
                     &self.db,

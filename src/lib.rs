@@ -61,6 +61,8 @@ pub struct AppContext {
     pub cloud_gate: cloudgate::CloudGate,
     /// Sessions of the operator console (none without an admin token).
     pub console: console::session::Sessions,
+    /// Failed admin-token attempts per client address (console login and admin API).
+    pub admin_throttle: console::throttle::Throttle,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -233,6 +235,7 @@ pub fn build_context(
     );
     Ok(Arc::new(AppContext {
         console: console::session::Sessions::new(config.admin_token.as_deref()),
+        admin_throttle: Default::default(),
         cloud,
         cloud_gate,
         pictures,

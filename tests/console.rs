@@ -791,3 +791,61 @@ fn strict_scenes_challenge_three_actions() {
         }
     });
 }
+
+#[test]
+fn wrong_admin_tokens_are_throttled_per_address() {
+    let inst = Instance::new(Backend::Sqlite);
+    let log = inst.dir.path().join("serve.log");
+    let token = "throttle-test-admin-token-0123456789";
+    let srv = serve(&inst, &[("SHIREN_ADMIN_TOKEN", token)], &log);
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |t: &str| {
+        client
+            .post(format!("{}/console/login", srv.url))
+            .form(&[("token", t)])
+            .send()
+            .unwrap()
+    };
+    let admin = |t: &str| {
+        client
+            .get(format!("{}/admin/api/scenes", srv.url))
+            .bearer_auth(t)
+            .send()
+            .unwrap()
+    };
+    // A correct token clears the count; then five wrong ones at the console and five at the admin API.
+    assert_eq!(login(token).status().as_u16(), 303);
+    for i in 0..10 {
+        let status = if i % 2 == 0 {
+            login(&format!("guess-{i}")).status()
+        } else {
+            admin(&format!("guess-{i}")).status()
+        };
+        assert_eq!(status.as_u16(), 401, "attempt {i}");
+    }
+    // The eleventh attempt is refused before the token is looked at, even the right one, in both places.
+    let r = login(token);
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().get("set-cookie").is_none());
+    let wait: i64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert!(r.text().unwrap().contains("Too many wrong tokens"));
+    let r = admin(token);
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["code"], "TOO_MANY_FAILURES");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logged.contains("guess-"),
+        "tokens tried never reach the log"
+    );
+    assert!(!logged.contains(token));
+}

@@ -36,9 +36,44 @@ pub fn token_matches(configured: Option<&str>, given: &str) -> bool {
 #[oai(ty = "bearer", checker = "check_admin")]
 pub struct AdminAuth(());
 
-async fn check_admin(req: &Request, bearer: Bearer) -> Option<()> {
-    let ctx = req.data::<Arc<AppContext>>()?;
-    token_matches(ctx.config.admin_token.as_deref(), &bearer.token).then_some(())
+/// The address failed admin-token attempts count under (unspecified when the connection has none, e.g. a socket).
+pub fn client_ip(req: &Request) -> std::net::IpAddr {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// A refusal of an address with too many recent failures, saying when to try again.
+pub fn too_many_failures(retry_after: i64) -> poem::Error {
+    let body = serde_json::json!({
+        "code": "TOO_MANY_FAILURES",
+        "message": format!("too many wrong admin tokens from this address; try again in {retry_after} s"),
+    });
+    poem::Error::from_response(
+        poem::Response::builder()
+            .status(poem::http::StatusCode::TOO_MANY_REQUESTS)
+            .header(poem::http::header::RETRY_AFTER, retry_after.to_string())
+            .content_type("application/json")
+            .body(body.to_string()),
+    )
+}
+
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<()> {
+    let unauthorized = || poem::Error::from_status(poem::http::StatusCode::UNAUTHORIZED);
+    let ctx = req.data::<Arc<AppContext>>().ok_or_else(unauthorized)?;
+    let (ip, now) = (client_ip(req), ctx.certify.clock().now());
+    if let Some(wait) = ctx.admin_throttle.retry_after(ip, now) {
+        return Err(too_many_failures(wait));
+    }
+    if token_matches(ctx.config.admin_token.as_deref(), &bearer.token) {
+        ctx.admin_throttle.succeeded(ip);
+        Ok(())
+    } else {
+        ctx.admin_throttle.failed(ip, now);
+        tracing::warn!("admin API refused: wrong admin token");
+        Err(unauthorized())
+    }
 }
 
 /// An error the caller can act on.

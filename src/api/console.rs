@@ -204,13 +204,32 @@ struct LoginForm {
 #[handler]
 async fn login(
     Data(ctx): Data<&Arc<AppContext>>,
+    req: &poem::Request,
     jar: &CookieJar,
     Form(f): Form<LoginForm>,
 ) -> Response {
     if !ctx.console.enabled() {
         return login_form(ctx, StatusCode::FORBIDDEN, None);
     }
+    let (ip, t) = (super::admin::client_ip(req), now(ctx));
+    if let Some(wait) = ctx.admin_throttle.retry_after(ip, t) {
+        tracing::warn!("console login refused: too many wrong admin tokens from the address");
+        let mut r = login_form(
+            ctx,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many wrong tokens from this address; try again in {} min. 错误次数过多，请 {} 分钟后再试。",
+                (wait + 59) / 60,
+                (wait + 59) / 60
+            )),
+        );
+        if let Ok(v) = poem::http::HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(poem::http::header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     if !super::admin::token_matches(ctx.config.admin_token.as_deref(), f.token.trim()) {
+        ctx.admin_throttle.failed(ip, t);
         tracing::warn!("console login refused: wrong admin token");
         return login_form(
             ctx,
@@ -218,6 +237,7 @@ async fn login(
             Some("Wrong admin token. 管理令牌不正确。"),
         );
     }
+    ctx.admin_throttle.succeeded(ip);
     let Some((value, _)) = ctx.console.issue(now(ctx)) else {
         return login_form(ctx, StatusCode::FORBIDDEN, None);
     };

@@ -10,6 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, SecurityScheme}
 use sha2::{Digest, Sha256};
 
 use crate::billing::parse_day;
+use crate::console::throttle::Attempt;
 use crate::db::billing::{self, BillingFilter};
 use crate::db::verifications::{self, VerificationFilter};
 use crate::AppContext;
@@ -59,20 +60,35 @@ pub fn too_many_failures(retry_after: i64) -> poem::Error {
     )
 }
 
+/// An attempt with the admin token `given` from the client of `req`, decided and counted by the shared throttle
+/// (the console's login and the admin API both come here); refusals are logged, as `what`'s, without the token.
+pub fn admin_token_attempt(
+    ctx: &AppContext,
+    req: &Request,
+    given: &str,
+    what: &'static str,
+) -> Attempt {
+    let valid = token_matches(ctx.config.admin_token.as_deref(), given);
+    let attempt = ctx
+        .admin_throttle
+        .attempt(client_ip(req), ctx.certify.clock().now(), valid);
+    match attempt {
+        Attempt::Valid => {}
+        Attempt::Wrong => tracing::warn!("{what} refused: wrong admin token"),
+        Attempt::Locked { .. } => {
+            tracing::warn!("{what} refused: too many wrong admin tokens from the address")
+        }
+    }
+    attempt
+}
+
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<()> {
     let unauthorized = || poem::Error::from_status(poem::http::StatusCode::UNAUTHORIZED);
     let ctx = req.data::<Arc<AppContext>>().ok_or_else(unauthorized)?;
-    let (ip, now) = (client_ip(req), ctx.certify.clock().now());
-    if let Some(wait) = ctx.admin_throttle.retry_after(ip, now) {
-        return Err(too_many_failures(wait));
-    }
-    if token_matches(ctx.config.admin_token.as_deref(), &bearer.token) {
-        ctx.admin_throttle.succeeded(ip);
-        Ok(())
-    } else {
-        ctx.admin_throttle.failed(ip, now);
-        tracing::warn!("admin API refused: wrong admin token");
-        Err(unauthorized())
+    match admin_token_attempt(ctx, req, &bearer.token, "admin API") {
+        Attempt::Valid => Ok(()),
+        Attempt::Wrong => Err(unauthorized()),
+        Attempt::Locked { retry_after } => Err(too_many_failures(retry_after)),
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::console;
 use crate::console::chart::{self, DayBar};
 use crate::console::session::{Session, COOKIE, COOKIE_PATH, TTL_SECS};
+use crate::console::throttle::Attempt;
 use crate::db::{self, scenes, stats, AppStatus};
 use crate::AppContext;
 
@@ -211,33 +212,30 @@ async fn login(
     if !ctx.console.enabled() {
         return login_form(ctx, StatusCode::FORBIDDEN, None);
     }
-    let (ip, t) = (super::admin::client_ip(req), now(ctx));
-    if let Some(wait) = ctx.admin_throttle.retry_after(ip, t) {
-        tracing::warn!("console login refused: too many wrong admin tokens from the address");
-        let mut r = login_form(
-            ctx,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&format!(
-                "Too many wrong tokens from this address; try again in {} min. 错误次数过多，请 {} 分钟后再试。",
-                (wait + 59) / 60,
-                (wait + 59) / 60
-            )),
-        );
-        if let Ok(v) = poem::http::HeaderValue::from_str(&wait.to_string()) {
-            r.headers_mut().insert(poem::http::header::RETRY_AFTER, v);
+    match super::admin::admin_token_attempt(ctx, req, f.token.trim(), "console login") {
+        Attempt::Valid => {}
+        Attempt::Wrong => {
+            return login_form(
+                ctx,
+                StatusCode::UNAUTHORIZED,
+                Some("Wrong admin token. 管理令牌不正确。"),
+            )
         }
-        return r;
+        Attempt::Locked { retry_after } => {
+            let minutes = (retry_after + 59) / 60;
+            let mut r = login_form(
+                ctx,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&format!(
+                    "Too many wrong tokens from this address; try again in {minutes} min. 错误次数过多，请 {minutes} 分钟后再试。"
+                )),
+            );
+            if let Ok(v) = poem::http::HeaderValue::from_str(&retry_after.to_string()) {
+                r.headers_mut().insert(poem::http::header::RETRY_AFTER, v);
+            }
+            return r;
+        }
     }
-    if !super::admin::token_matches(ctx.config.admin_token.as_deref(), f.token.trim()) {
-        ctx.admin_throttle.failed(ip, t);
-        tracing::warn!("console login refused: wrong admin token");
-        return login_form(
-            ctx,
-            StatusCode::UNAUTHORIZED,
-            Some("Wrong admin token. 管理令牌不正确。"),
-        );
-    }
-    ctx.admin_throttle.succeeded(ip);
     let Some((value, _)) = ctx.console.issue(now(ctx)) else {
         return login_form(ctx, StatusCode::FORBIDDEN, None);
     };

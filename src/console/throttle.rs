@@ -14,6 +14,17 @@ pub const WINDOW_SECS: i64 = 15 * 60;
 /// Addresses remembered at most; beyond it the one whose last failure is oldest is forgotten.
 const MAX_ADDRESSES: usize = 65_536;
 
+/// What an attempt with the admin token comes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// The token was right; the address's failures are forgotten.
+    Valid,
+    /// The token was wrong; the failure is counted.
+    Wrong,
+    /// The address has too many recent failures: refused whatever the token, for this many more seconds.
+    Locked { retry_after: i64 },
+}
+
 /// Recent failures per client address.
 pub struct Throttle {
     failures: Mutex<HashMap<IpAddr, Vec<i64>>>,
@@ -55,9 +66,33 @@ impl Throttle {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Decides an attempt from `ip` whose token was `valid`, and records it, under one lock (so concurrent
+    /// attempts cannot all slip past the limit).
+    pub fn attempt(&self, ip: IpAddr, now: i64, valid: bool) -> Attempt {
+        let mut map = self.lock();
+        if let Some(retry_after) = self.retry_after_in(&mut map, ip, now) {
+            return Attempt::Locked { retry_after };
+        }
+        if valid {
+            map.remove(&key(ip));
+            Attempt::Valid
+        } else {
+            self.failed_in(&mut map, ip, now);
+            Attempt::Wrong
+        }
+    }
+
     /// `None` when `ip` may try now; else the seconds until it may.
     pub fn retry_after(&self, ip: IpAddr, now: i64) -> Option<i64> {
-        let mut map = self.lock();
+        self.retry_after_in(&mut self.lock(), ip, now)
+    }
+
+    fn retry_after_in(
+        &self,
+        map: &mut HashMap<IpAddr, Vec<i64>>,
+        ip: IpAddr,
+        now: i64,
+    ) -> Option<i64> {
         let list = map.get_mut(&key(ip))?;
         list.retain(|&t| t > now - self.window_secs);
         if list.len() < self.max_failures {
@@ -70,7 +105,10 @@ impl Throttle {
 
     /// Counts a failed attempt from `ip`.
     pub fn failed(&self, ip: IpAddr, now: i64) {
-        let mut map = self.lock();
+        self.failed_in(&mut self.lock(), ip, now)
+    }
+
+    fn failed_in(&self, map: &mut HashMap<IpAddr, Vec<i64>>, ip: IpAddr, now: i64) {
         let k = key(ip);
         if !map.contains_key(&k) && map.len() >= MAX_ADDRESSES {
             let window = self.window_secs;
@@ -93,11 +131,6 @@ impl Throttle {
             let extra = list.len() - self.max_failures;
             list.drain(..extra);
         }
-    }
-
-    /// Forgets the failures of `ip` after it proved it holds the token.
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.lock().remove(&key(ip));
     }
 }
 
@@ -131,8 +164,20 @@ mod tests {
             None,
             "others are not affected"
         );
-        t.succeeded(a);
-        assert_eq!(t.retry_after(a, 111), None);
+        assert_eq!(t.attempt(a, 111, true), Attempt::Locked { retry_after: 9 });
+        assert_eq!(t.attempt(a, 120, true), Attempt::Valid, "20 has expired");
+        assert_eq!(
+            t.retry_after(a, 120),
+            None,
+            "a valid token forgets the failures"
+        );
+        for now in [121, 122, 123] {
+            assert_eq!(t.attempt(a, now, false), Attempt::Wrong);
+        }
+        assert_eq!(
+            t.attempt(a, 124, false),
+            Attempt::Locked { retry_after: 97 }
+        );
     }
 
     #[test]

@@ -64,9 +64,28 @@ pub struct Config {
     pub cloud: CloudConfig,
     /// Billing and reconciliation (`[billing]`).
     pub billing: BillingConfig,
+    /// The bound on concurrent image decoding and face analysis (`[analysis]`).
+    pub analysis: AnalysisConfig,
     /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
     /// one is on (`[testing]`).
     pub testing: TestingConfig,
+}
+
+/// How much decode and analysis work runs at once: a burst beyond it waits, and beyond the queue is refused as busy.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Jobs at once (`SHIREN_ANALYSIS_CONCURRENCY`; default the number of cores).
+    pub concurrency: Option<usize>,
+    /// Jobs waiting for a place before further ones are refused (`SHIREN_ANALYSIS_QUEUE`; default 4 × cores).
+    pub queue: Option<usize>,
+}
+
+impl AnalysisConfig {
+    /// The pool these settings describe.
+    pub fn pool(&self) -> crate::face::work::WorkPool {
+        crate::face::work::WorkPool::sized(self.concurrency, self.queue)
+    }
 }
 
 /// Fetching a merchant's picture by URL. Whatever the allow-list says, only public addresses are ever contacted.
@@ -295,6 +314,7 @@ impl Default for Config {
             callback: CallbackConfig::default(),
             cloud: CloudConfig::default(),
             billing: BillingConfig::default(),
+            analysis: AnalysisConfig::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -328,6 +348,7 @@ impl fmt::Debug for Config {
             .field("model_files", &self.model_files)
             .field("authority", &self.authority)
             .field("decision", &self.decision)
+            .field("analysis", &self.analysis)
             .field("default_scenes", &self.default_scenes)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("picture_url", &self.picture_url)
@@ -458,6 +479,12 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_CLOUD_SECRET_KEY").filter(|v| !v.is_empty()) {
             self.cloud.secret_key = Some(v);
+        }
+        if let Some(v) = get("SHIREN_ANALYSIS_CONCURRENCY") {
+            self.analysis.concurrency = Some(parse("SHIREN_ANALYSIS_CONCURRENCY", &v)?);
+        }
+        if let Some(v) = get("SHIREN_ANALYSIS_QUEUE") {
+            self.analysis.queue = Some(parse("SHIREN_ANALYSIS_QUEUE", &v)?);
         }
         if let Some(v) = get("SHIREN_CLOUD_MAX_BODY_BYTES") {
             self.cloud.max_body_bytes = parse("SHIREN_CLOUD_MAX_BODY_BYTES", &v)?;

@@ -170,6 +170,9 @@ pub fn build_context(
     face: Arc<dyn face::engine::FaceEngine>,
 ) -> anyhow::Result<Arc<AppContext>> {
     let store = storage::ObjectStore::new(config.data_dir.join("objects"));
+    // One bound on decode and analysis work for the whole process: hosted attempts, merchants' pictures and the
+    // cloud API's server-side actions all queue on it.
+    let work = config.analysis.pool();
     let certify = CertifyService::new(
         db.clone(),
         store.clone(),
@@ -180,7 +183,11 @@ pub fn build_context(
             default_scenes: config.default_scenes.clone(),
         },
         Arc::new(SystemClock),
-    );
+    )
+    .with_pictures(certify::reference::PictureEncoder::new(
+        face.clone(),
+        work.clone(),
+    ));
     let gateway = gateway::Gateway::new(
         db.clone(),
         certify.clone(),
@@ -213,7 +220,8 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_metrics(metrics.clone())
-    .with_callback_wake(callback_wake.clone());
+    .with_callback_wake(callback_wake.clone())
+    .with_work(work);
     let cloud = certify::cloud::CloudService::new(
         db.clone(),
         store.clone(),

@@ -744,7 +744,7 @@ fn face_command(command: FaceCommand, config: &Config) -> anyhow::Result<()> {
     let read =
         |p: &PathBuf| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let faces_of = |p: &PathBuf| -> anyhow::Result<Vec<shiren::face::engine::Face>> {
-        let img = decode(&read(p)?, Default::default())?;
+        let img = decode(&read(p)?, shiren::face::image::DecodeLimits::LOCAL_FILE)?;
         Ok(engine.analyze(&img)?)
     };
     match command {
@@ -777,10 +777,18 @@ fn face_command(command: FaceCommand, config: &Config) -> anyhow::Result<()> {
         FaceCommand::Compare { a, b, far } => {
             let target = shiren::face::compare::TargetFar::parse(&far)
                 .context("--far must be 1e-2, 1e-3 or 1e-4")?;
-            let (_, fa) = single_face(&engine, &read(&a)?, Default::default())
-                .with_context(|| a.display().to_string())?;
-            let (_, fb) = single_face(&engine, &read(&b)?, Default::default())
-                .with_context(|| b.display().to_string())?;
+            let (_, fa) = single_face(
+                &engine,
+                &read(&a)?,
+                shiren::face::image::DecodeLimits::LOCAL_FILE,
+            )
+            .with_context(|| a.display().to_string())?;
+            let (_, fb) = single_face(
+                &engine,
+                &read(&b)?,
+                shiren::face::image::DecodeLimits::LOCAL_FILE,
+            )
+            .with_context(|| b.display().to_string())?;
             let c = cosine(&fa.embedding, &fb.embedding);
             let score = engine.recogniser().score(c);
             let threshold = target.score_threshold();
@@ -813,8 +821,9 @@ fn face_eval(
     let started = std::time::Instant::now();
     for (i, file) in files.iter().enumerate() {
         let bytes = std::fs::read(dir.join(file)).with_context(|| format!("cannot read {file}"))?;
-        let img = shiren::face::image::decode(&bytes, Default::default())
-            .with_context(|| file.clone())?;
+        let img =
+            shiren::face::image::decode(&bytes, shiren::face::image::DecodeLimits::LOCAL_FILE)
+                .with_context(|| file.clone())?;
         let faces = engine.analyze(&img)?;
         eprint!("\r[eval] {}/{} photos", i + 1, files.len());
         match faces.into_iter().next() {

@@ -152,7 +152,7 @@ pub async fn import_csv(
             let cert_no = validate(row, today)?;
             let path = base.join(&row.photo);
             let bytes = std::fs::read(&path).map_err(|e| format!("photo {}: {e}", row.photo))?;
-            let (_, face) = single_face(engine, &bytes, DecodeLimits::default())
+            let (_, face) = single_face(engine, &bytes, DecodeLimits::LOCAL_FILE)
                 .map_err(|e| format!("photo {}: {e}", row.photo))?;
             let key = photo_key(&cert_no);
             store

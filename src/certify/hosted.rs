@@ -19,6 +19,7 @@ use crate::db::{attempts, verifications};
 use crate::face::engine::FaceEngine;
 use crate::face::image::DecodeLimits;
 use crate::face::liveness::{Action, Observation};
+use crate::face::work::{WorkError, WorkPool};
 use crate::storage::ObjectStore;
 
 /// Settings of the hosted flow.
@@ -36,6 +37,8 @@ pub struct HostedSettings {
     pub max_frame_bytes: usize,
     /// Seconds an attempt may be submitted after its capture time has run out.
     pub submit_grace_secs: i64,
+    /// Submissions of one challenge counted before it is spent (a submission refused for its frames counts too).
+    pub max_submissions: u32,
     /// Whether face images may be kept (a scene may forbid it whatever the request asks).
     pub keep_photos: bool,
     /// A strict scene's liveness: three actions per challenge, mouth and turns held one frame longer.
@@ -66,6 +69,7 @@ impl Default for HostedSettings {
             max_frames: 200,
             max_frame_bytes: 256 * 1024,
             submit_grace_secs: 120,
+            max_submissions: 3,
             keep_photos: true,
             strict_liveness: false,
             calendar: crate::billing::Calendar::UTC,
@@ -171,6 +175,8 @@ pub enum HostedError {
     ChallengeExpired,
     #[error("{0}")]
     BadFrames(String),
+    #[error("the server is busy")]
+    Busy,
     #[error("the identity authority is unavailable")]
     AuthorityUnavailable(#[source] AuthorityError),
     #[error("internal error")]
@@ -196,6 +202,7 @@ impl HostedError {
             HostedError::ChallengeInvalid => "CHALLENGE_INVALID",
             HostedError::ChallengeExpired => "CHALLENGE_EXPIRED",
             HostedError::BadFrames(_) => "INVALID_FRAMES",
+            HostedError::Busy => "SYSTEM_BUSY",
             HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) => "SYSTEM_ERROR",
         }
     }
@@ -210,7 +217,9 @@ impl HostedError {
             | HostedError::ChallengeInvalid
             | HostedError::ChallengeExpired => 409,
             HostedError::BadFrames(_) => 400,
-            HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) => 503,
+            HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) | HostedError::Busy => {
+                503
+            }
         }
     }
 
@@ -248,6 +257,10 @@ impl HostedError {
             HostedError::BadFrames(_) => (
                 "上传的画面无法识别，请重试。",
                 "The captured pictures could not be read. Please try again.",
+            ),
+            HostedError::Busy => (
+                "当前认证人数较多，请稍候几秒再试。",
+                "Many verifications are running right now. Please try again in a few seconds.",
             ),
             HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) => (
                 "服务暂时不可用，请稍后重试。",
@@ -336,6 +349,7 @@ pub struct HostedService {
     clock: Arc<dyn Clock>,
     metrics: Arc<crate::metrics::Metrics>,
     callback_wake: Arc<tokio::sync::Notify>,
+    work: WorkPool,
 }
 
 impl HostedService {
@@ -358,7 +372,14 @@ impl HostedService {
             clock,
             metrics: Default::default(),
             callback_wake: Default::default(),
+            work: WorkPool::default(),
         }
+    }
+
+    /// Runs decode and analysis under `work` (shared with whatever else analyses images in this process).
+    pub fn with_work(mut self, work: WorkPool) -> HostedService {
+        self.work = work;
+        self
     }
 
     /// Wakes the callback dispatcher after a final verdict (see [`crate::callback`]).
@@ -561,18 +582,42 @@ impl HostedService {
         &self.engine
     }
 
-    /// The reference face's embedding: the merchant's picture when given, else the authority's photo (or stored
-    /// embedding); none when neither has a usable face.
+    /// The bound on concurrent decode and analysis work, shared with the cloud API's server-side actions.
+    pub fn work(&self) -> &WorkPool {
+        &self.work
+    }
+
+    /// Runs decode and analysis work under the bound.
+    async fn run_work<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HostedError> {
+        self.work.run(job).await.map_err(|e| match e {
+            WorkError::Busy => HostedError::Busy,
+            e => HostedError::Internal(e.into()),
+        })
+    }
+
+    /// The reference face's embedding: the merchant's picture (embedded when the verification was created) when
+    /// given, else the authority's photo (or stored embedding); none when neither has a usable face.
     pub async fn reference(
         &self,
         merchant_picture: Option<Vec<u8>>,
         lookup: &Lookup,
     ) -> Result<Option<Vec<f32>>, HostedError> {
+        let model = self.engine.recogniser_id();
         let photo = match (merchant_picture, lookup) {
-            (Some(p), _) => p,
-            (None, Lookup::Match(ReferenceFace::Embedding { model, vector }))
-                if *model == self.engine.recogniser_id() =>
-            {
+            (Some(stored), _) => match super::reference::parse(&stored) {
+                Some(r) if r.model == model => return Ok(r.embedding),
+                Some(_) => {
+                    return Err(HostedError::Internal(anyhow::anyhow!(
+                        "the merchant picture was embedded by another recogniser"
+                    )))
+                }
+                // Stored before references were embedded at creation: the picture itself.
+                None => stored,
+            },
+            (None, Lookup::Match(ReferenceFace::Embedding { model: m, vector })) if *m == model => {
                 return Ok(Some(vector.clone()));
             }
             (None, Lookup::Match(ReferenceFace::Photo(p))) => p.expose().clone(),
@@ -584,16 +629,17 @@ impl HostedService {
             (None, _) => return Ok(None),
         };
         let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::face::engine::single_face(engine.as_ref(), &photo, DecodeLimits::default())
+        self.run_work(move || {
+            crate::face::engine::single_face(engine.as_ref(), &photo, DecodeLimits::PICTURE)
                 .ok()
                 .map(|(_, f)| f.embedding)
         })
         .await
-        .map_err(|e| HostedError::Internal(e.into()))
     }
 
-    /// Decides one attempt from its frames.
+    /// Decides one attempt from its frames. Cheap checks come first (session, challenge, frame sizes and times,
+    /// the count of submissions), then every frame is decoded and observed under the bound on concurrent work, and
+    /// only then is the authority asked.
     pub async fn submit(
         &self,
         token: &str,
@@ -604,6 +650,103 @@ impl HostedService {
         let started = Instant::now();
         let v = self.in_progress(token, session).await?;
         let settings = self.settings_for(&v).await?;
+        let (attempt, challenge) = self.open_challenge(&v, challenge_id).await?;
+        self.check_frames(&frames, &challenge)?;
+        self.count_submission(&v, challenge_id).await?;
+
+        let stage = Instant::now();
+        let (observations, frames) = self.observe_frames(frames).await?;
+        self.metrics.stage("observe", stage.elapsed());
+
+        let stage = Instant::now();
+        let product = Product::parse(&v.product).unwrap_or(Product::Face);
+        let (answer, reference, has_merchant_picture) = self.ask_authority(&v, product).await?;
+        self.metrics.stage("authority", stage.elapsed());
+
+        let stage = Instant::now();
+        let d = decision::decide(
+            &DecisionInput {
+                authority: answer,
+                match_required: product.reference() != Reference::None,
+                merchant_picture: has_merchant_picture,
+                reference: reference.as_deref(),
+                observations: &observations,
+                challenge: &challenge,
+            },
+            &settings.decision,
+        );
+        self.metrics.stage("decide", stage.elapsed());
+
+        let stage = Instant::now();
+        let attempts_left = settings.max_attempts.saturating_sub(attempt.attempt);
+        let outcome = match d.fail_reason {
+            None => "passed",
+            Some(r) if r.retryable() && attempts_left > 0 => "retry",
+            Some(_) => "failed",
+        };
+        let is_final = outcome != "retry";
+        let decision_ms = started.elapsed().as_millis().min(i32::MAX as u128) as u32;
+        let face_key = self
+            .keep_face(&v, &settings, is_final, d.best_frame.map(|i| &frames[i]))
+            .await?;
+        let billing = is_final
+            .then(|| {
+                crate::billing::billing_event(
+                    &v.product,
+                    d.passed,
+                    &v.app_id,
+                    v.scene_id,
+                    &v.outer_order_no,
+                    self.settings.calendar,
+                )
+            })
+            .flatten();
+        let record = Record {
+            challenge_id,
+            attempt: attempt.attempt,
+            challenge: &challenge,
+            frames: observations.len(),
+            outcome,
+            is_final,
+            decision_ms,
+            has_merchant_picture,
+            product,
+            face_key: face_key.as_deref(),
+            billing: billing.clone(),
+        };
+        self.record(&v, &d, record).await?;
+        self.metrics.stage("record", stage.elapsed());
+        self.metrics.stage("total", started.elapsed());
+        let reason_code = d.fail_reason.map(FailReason::code);
+        self.metrics.decision(outcome, reason_code.unwrap_or("-"));
+        if let Some(b) = &billing {
+            self.metrics.billing_event(&b.product, b.event);
+        }
+        tracing::info!(
+            certify_id = %v.certify_id,
+            attempt = attempt.attempt,
+            outcome,
+            reason = reason_code.unwrap_or("-"),
+            frames = observations.len(),
+            decision_ms,
+            "attempt decided"
+        );
+        Ok(AttemptResult {
+            certify_id: v.certify_id.clone(),
+            outcome,
+            fail_reason: d.fail_reason,
+            attempts_left: if is_final { 0 } else { attempts_left },
+            return_url: is_final.then(|| return_url_with_id(&v.return_url, &v.certify_id)),
+            decision_ms,
+        })
+    }
+
+    /// The open challenge `challenge_id` of this verification, still within its time.
+    async fn open_challenge(
+        &self,
+        v: &verifications::Verification,
+        challenge_id: &str,
+    ) -> Result<(attempts::Attempt, Challenge), HostedError> {
         let attempt = attempts::find(&self.db, challenge_id)
             .await?
             .filter(|a| a.certify_id == v.certify_id && a.submitted_at.is_none())
@@ -618,14 +761,51 @@ impl HostedService {
         {
             return Err(HostedError::ChallengeExpired);
         }
-        self.check_frames(&frames, &challenge)?;
+        Ok((attempt, challenge))
+    }
 
-        let stage = Instant::now();
+    /// Every submission of a challenge counts, whatever becomes of it: past the limit the challenge is spent.
+    async fn count_submission(
+        &self,
+        v: &verifications::Verification,
+        challenge_id: &str,
+    ) -> Result<(), HostedError> {
+        if attempts::count_submission(
+            &self.db,
+            challenge_id,
+            &v.certify_id,
+            self.settings.max_submissions,
+        )
+        .await?
+        {
+            Ok(())
+        } else {
+            Err(HostedError::ChallengeInvalid)
+        }
+    }
+
+    /// Decodes every frame through the gate and observes them in order (each frame's surroundings are compared
+    /// with the previous frame's), as one job under the bound on concurrent work.
+    async fn observe_frames(
+        &self,
+        frames: Vec<FrameIn>,
+    ) -> Result<(Vec<Observation>, Vec<Vec<u8>>), HostedError> {
+        let engine = self.engine.clone();
+        let limits = DecodeLimits::FRAME.with_max_bytes(self.settings.max_frame_bytes);
+        self.run_work(move || observe_all(engine.as_ref(), frames, limits))
+            .await?
+    }
+
+    /// The authority's answer for the verification's person, and the reference face (the merchant's picture
+    /// when given, else the authority's). Products that name nobody (PV_FV, LR_FR) do not ask.
+    async fn ask_authority(
+        &self,
+        v: &verifications::Verification,
+        product: Product,
+    ) -> Result<(AuthorityAnswer, Option<Vec<f32>>, bool), HostedError> {
         let subject = verifications::find_subject(&self.db, &v.certify_id)
             .await?
             .ok_or(HostedError::TokenInvalid)?;
-        let product = Product::parse(&v.product).unwrap_or(Product::Face);
-        // Products that name nobody (PV_FV, LR_FR) do not ask the authority.
         let lookup = if product.needs_identity() {
             self.authority
                 .lookup(&subject.cert_no, &subject.cert_name)
@@ -654,62 +834,52 @@ impl HostedService {
             Lookup::NameMismatch => AuthorityAnswer::NameMismatch,
             Lookup::NotFound => AuthorityAnswer::NotFound,
         };
+        Ok((answer, reference, has_merchant_picture))
+    }
 
-        self.metrics.stage("authority", stage.elapsed());
-        let stage = Instant::now();
-        let engine = self.engine.clone();
-        let (observations, frames) =
-            tokio::task::spawn_blocking(move || observe_all(engine.as_ref(), frames))
-                .await
-                .map_err(|e| HostedError::Internal(e.into()))??;
-        self.metrics.stage("observe", stage.elapsed());
-        let stage = Instant::now();
-        let d = decision::decide(
-            &DecisionInput {
-                authority: answer,
-                match_required: product.reference() != Reference::None,
-                merchant_picture: has_merchant_picture,
-                reference: reference.as_deref(),
-                observations: &observations,
-                challenge: &challenge,
-            },
-            &settings.decision,
-        );
-        self.metrics.stage("decide", stage.elapsed());
-
-        let attempts_left = settings.max_attempts.saturating_sub(attempt.attempt);
-        let outcome = match d.fail_reason {
-            None => "passed",
-            Some(r) if r.retryable() && attempts_left > 0 => "retry",
-            Some(_) => "failed",
-        };
-        let is_final = outcome != "retry";
-        let decision_ms = started.elapsed().as_millis().min(i32::MAX as u128) as u32;
-        let checks_json = json!({
-            "attempt": attempt.attempt,
-            "challenge": challenge.actions,
-            "frames": observations.len(),
-            "fail_reason": d.fail_reason.map(FailReason::code),
-            "decision": &d,
-        })
-        .to_string();
-
-        // The face image, kept only when the merchant asked for it.
-        let face_key = match (is_final, v.reserve, d.best_frame) {
-            (true, super::request::ReserveStrategy::Reserve, Some(i)) if settings.keep_photos => {
+    /// Stores the face image of a final verdict when the merchant asked for it and the scene allows it.
+    async fn keep_face(
+        &self,
+        v: &verifications::Verification,
+        settings: &HostedSettings,
+        is_final: bool,
+        best_frame: Option<&Vec<u8>>,
+    ) -> Result<Option<String>, HostedError> {
+        match (is_final, v.reserve, best_frame) {
+            (true, super::request::ReserveStrategy::Reserve, Some(jpeg))
+                if settings.keep_photos =>
+            {
                 let key = format!("faces/{}", v.certify_id);
                 self.store
-                    .put(&key, &frames[i])
+                    .put(&key, jpeg)
                     .await
                     .map_err(|e| HostedError::Internal(e.into()))?;
-                Some(key)
+                Ok(Some(key))
             }
-            _ => None,
-        };
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes the attempt's outcome and, when final, the verdict with its billing record and callback, in one
+    /// transaction; a kept face image is removed again when nothing was written.
+    async fn record(
+        &self,
+        v: &verifications::Verification,
+        d: &decision::Decision,
+        r: Record<'_>,
+    ) -> Result<(), HostedError> {
+        let checks_json = json!({
+            "attempt": r.attempt,
+            "challenge": r.challenge.actions,
+            "frames": r.frames,
+            "fail_reason": d.fail_reason.map(FailReason::code),
+            "decision": d,
+        })
+        .to_string();
         let identity_info = json!({
             "identity_check": d.identity_check,
             "authority": self.authority.kind(),
-            "reference": match (has_merchant_picture, product.reference()) {
+            "reference": match (r.has_merchant_picture, r.product.reference()) {
                 (_, Reference::None) => "none",
                 (true, _) => "merchant_picture",
                 (false, _) => "authority_photo",
@@ -718,84 +888,49 @@ impl HostedService {
         .to_string();
         let material_info = json!({
             "match_score": d.match_score,
-            "attempts": attempt.attempt,
+            "attempts": r.attempt,
         })
         .to_string();
         let reason_code = d.fail_reason.map(FailReason::code);
-        let billing = if is_final {
-            crate::billing::billing_event(
-                &v.product,
-                d.passed,
-                &v.app_id,
-                v.scene_id,
-                &v.outer_order_no,
-                self.settings.calendar,
-            )
-        } else {
-            None
-        };
-        let stage = Instant::now();
         let recorded = verifications::record_attempt(
             &self.db,
             attempts::AttemptOutcome {
-                challenge_id,
-                outcome,
+                challenge_id: r.challenge_id,
+                outcome: r.outcome,
                 fail_reason: reason_code,
                 checks_json: &checks_json,
-                decision_ms: decision_ms as i32,
+                decision_ms: r.decision_ms as i32,
             },
-            is_final.then_some(verifications::Verdict {
+            r.is_final.then_some(verifications::Verdict {
                 certify_id: &v.certify_id,
                 passed: d.passed,
                 fail_reason: reason_code,
                 decision_json: &checks_json,
                 identity_info: &identity_info,
                 material_info: &material_info,
-                face_image_key: face_key.as_deref(),
-                billing: billing.clone(),
+                face_image_key: r.face_key,
+                billing: r.billing,
                 callback_code: super::cloud::codes::sub_code(d.passed, reason_code),
             }),
             self.clock.now(),
         )
         .await;
-        let recorded = match recorded {
-            Ok(r) => r,
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => {
+                self.forget(r.face_key).await;
+                return Err(HostedError::ChallengeInvalid);
+            }
             Err(e) => {
-                self.forget(face_key.as_deref()).await;
+                self.forget(r.face_key).await;
                 return Err(e.into());
             }
-        };
-        if !recorded {
-            self.forget(face_key.as_deref()).await;
-            return Err(HostedError::ChallengeInvalid);
         }
-        if is_final {
+        if r.is_final {
             // A queued callback goes out now rather than at the dispatcher's next poll.
             self.callback_wake.notify_one();
         }
-        self.metrics.stage("record", stage.elapsed());
-        self.metrics.stage("total", started.elapsed());
-        self.metrics.decision(outcome, reason_code.unwrap_or("-"));
-        if let Some(b) = &billing {
-            self.metrics.billing_event(&b.product, b.event);
-        }
-        tracing::info!(
-            certify_id = %v.certify_id,
-            attempt = attempt.attempt,
-            outcome,
-            reason = reason_code.unwrap_or("-"),
-            frames = observations.len(),
-            decision_ms,
-            "attempt decided"
-        );
-        Ok(AttemptResult {
-            certify_id: v.certify_id.clone(),
-            outcome,
-            fail_reason: d.fail_reason,
-            attempts_left: if is_final { 0 } else { attempts_left },
-            return_url: is_final.then(|| return_url_with_id(&v.return_url, &v.certify_id)),
-            decision_ms,
-        })
+        Ok(())
     }
 
     /// Deletes kept images older than the retention period (the face image and the merchant's picture of
@@ -881,29 +1016,45 @@ impl HostedService {
     }
 }
 
-/// Decodes and observes the frames in order (each frame's surroundings are compared with the previous frame's).
-/// Returns the observations and the frames' bytes.
+/// Decodes every frame through the gate first (a bad frame stops the work before any analysis), then observes
+/// them in order (each frame's surroundings are compared with the previous frame's). Returns the observations
+/// and the frames' bytes.
 fn observe_all(
     engine: &dyn FaceEngine,
     frames: Vec<FrameIn>,
+    limits: DecodeLimits,
 ) -> Result<(Vec<Observation>, Vec<Vec<u8>>), HostedError> {
-    let limits = DecodeLimits {
-        max_pixels: 1280 * 1280,
-        ..DecodeLimits::default()
-    };
+    let mut images = Vec::with_capacity(frames.len());
+    for (i, f) in frames.iter().enumerate() {
+        images.push(
+            crate::face::image::decode(&f.jpeg, limits)
+                .map_err(|e| HostedError::BadFrames(format!("frame {i}: {e}")))?,
+        );
+    }
     let mut prev = None;
     let mut out = Vec::with_capacity(frames.len());
-    let mut bytes = Vec::with_capacity(frames.len());
-    for (i, f) in frames.into_iter().enumerate() {
-        let img = crate::face::image::decode(&f.jpeg, limits)
-            .map_err(|e| HostedError::BadFrames(format!("frame {i}: {e}")))?;
-        let (o, thumb) = crate::face::observe::observe(engine, &img, f.t_ms, prev.as_ref())
+    for (img, f) in images.iter().zip(&frames) {
+        let (o, thumb) = crate::face::observe::observe(engine, img, f.t_ms, prev.as_ref())
             .map_err(|e| HostedError::Internal(e.into()))?;
         prev = Some(thumb);
         out.push(o);
-        bytes.push(f.jpeg);
     }
-    Ok((out, bytes))
+    Ok((out, frames.into_iter().map(|f| f.jpeg).collect()))
+}
+
+/// What [`HostedService::record`] writes besides the decision.
+struct Record<'a> {
+    challenge_id: &'a str,
+    attempt: u32,
+    challenge: &'a Challenge,
+    frames: usize,
+    outcome: &'static str,
+    is_final: bool,
+    decision_ms: u32,
+    has_merchant_picture: bool,
+    product: Product,
+    face_key: Option<&'a str>,
+    billing: Option<crate::db::billing::BillingEvent>,
 }
 
 #[cfg(test)]

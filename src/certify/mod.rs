@@ -6,6 +6,7 @@ pub mod error;
 pub mod hosted;
 pub mod idcard;
 pub mod product;
+pub mod reference;
 pub mod request;
 pub mod service;
 pub mod state;

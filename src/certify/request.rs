@@ -232,7 +232,19 @@ pub fn decode_picture(b64: &str, max_bytes: usize) -> Result<Vec<u8>, CertifyErr
             "face_contrast_picture must be a JPEG, PNG or WebP image",
         ));
     }
-    Ok(bytes)
+    // Its shape, from the header alone: nothing is decoded for a picture that could never be used.
+    match crate::face::image::inspect(
+        &bytes,
+        crate::face::image::DecodeLimits::PICTURE.with_max_bytes(max_bytes),
+    ) {
+        Ok(_) => Ok(bytes),
+        Err(e) if e.is_size() => Err(CertifyError::InvalidPicture(
+            "face_contrast_picture must be an 8-bit image of 32 to 4096 pixels a side, at most 4:1",
+        )),
+        Err(_) => Err(CertifyError::InvalidPicture(
+            "face_contrast_picture cannot be decoded",
+        )),
+    }
 }
 
 /// Whether `url` may be used as a return URL: it must start with one of the app's registered prefixes when it has
@@ -374,6 +386,18 @@ mod tests {
             err_of(|v| v["face_contrast_picture"] = json!(B64.encode(b"GIF89a....."))),
             CertifyError::InvalidPicture(_)
         ));
+        // A header claiming 1 × 1,600,000 pixels: refused from the header, before anything is decoded.
+        let thin = [
+            &b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"[..],
+            &1u32.to_be_bytes()[..],
+            &1_600_000u32.to_be_bytes()[..],
+            &[8, 0, 0, 0, 0, 0, 0, 0, 0][..],
+        ]
+        .concat();
+        assert!(matches!(
+            err_of(|v| v["face_contrast_picture"] = json!(B64.encode(&thin))),
+            CertifyError::InvalidPicture(_)
+        ));
         let big = [&[0xFF, 0xD8, 0xFF][..], &[0u8; 2000][..]].concat();
         assert!(matches!(
             err_of(|v| v["face_contrast_picture"] = json!(B64.encode(&big))),
@@ -383,7 +407,13 @@ mod tests {
 
     #[test]
     fn small_picture_is_accepted() {
-        let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[1u8; 100][..]].concat();
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(image::RgbImage::new(40, 40))
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
         let mut v = good();
         v["face_contrast_picture"] = json!(format!("data:image/jpeg;base64,{}", B64.encode(&jpeg)));
         let r = parse_initialize(&v.to_string(), limits()).unwrap();

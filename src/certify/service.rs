@@ -62,6 +62,8 @@ pub struct CertifyService {
     store: ObjectStore,
     settings: ServiceSettings,
     clock: Arc<dyn Clock>,
+    /// Turns merchants' pictures into references (none: pictures are refused).
+    pictures: Option<super::reference::PictureEncoder>,
 }
 
 /// 32 characters from 128 random bits.
@@ -110,7 +112,40 @@ impl CertifyService {
             store,
             settings,
             clock,
+            pictures: None,
         }
+    }
+
+    /// Accepts merchants' reference pictures, encoded by `pictures`.
+    pub fn with_pictures(mut self, pictures: super::reference::PictureEncoder) -> CertifyService {
+        self.pictures = Some(pictures);
+        self
+    }
+
+    /// Checks a merchant's picture (at most `max_bytes`) and embeds its face.
+    pub async fn encode_reference(
+        &self,
+        picture: Vec<u8>,
+        max_bytes: usize,
+    ) -> Result<super::reference::Encoded, CertifyError> {
+        use super::reference::ReferenceError;
+        let pictures = self.pictures.as_ref().ok_or_else(|| {
+            CertifyError::Internal(anyhow::anyhow!(
+                "this service has no face engine for pictures"
+            ))
+        })?;
+        pictures
+            .encode(picture, max_bytes)
+            .await
+            .map_err(|e| match e {
+                ReferenceError::Picture(e) if e.is_size() => CertifyError::InvalidPicture(
+                    "face_contrast_picture must be an 8-bit image of 32 to 4096 pixels a side, at most 4:1",
+                ),
+                ReferenceError::Picture(_) => {
+                    CertifyError::InvalidPicture("face_contrast_picture cannot be decoded")
+                }
+                e => CertifyError::Internal(e.into()),
+            })
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -144,12 +179,14 @@ impl CertifyService {
         let certify_id = new_certify_id();
         let picture_key = match &request.contrast_picture {
             Some(p) => {
-                let key = format!("contrast/{certify_id}");
-                self.store
-                    .put(&key, p.expose())
-                    .await
-                    .map_err(|e| CertifyError::Internal(e.into()))?;
-                Some(key)
+                let encoded = self
+                    .encode_reference(p.expose().clone(), self.settings.max_contrast_picture_bytes)
+                    .await?;
+                Some(
+                    super::reference::store_record(&self.store, &certify_id, &encoded.record)
+                        .await
+                        .map_err(|e| CertifyError::Internal(e.into()))?,
+                )
             }
             None => None,
         };

@@ -86,6 +86,7 @@ pub async fn insert(
         fail_reason: Set(None),
         checks: Set(None),
         decision_ms: Set(None),
+        submissions: Set(0),
     })
     .exec_without_returning(db)
     .await;
@@ -94,6 +95,29 @@ pub async fn insert(
         Err(e) if super::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Counts one submission of an open challenge of `certify_id`; false when the challenge is not open (unknown,
+/// another verification's, already decided) or has had `max` submissions. One atomic update, so concurrent
+/// submissions (on any instance) are counted exactly.
+pub async fn count_submission(
+    db: &DatabaseConnection,
+    challenge_id: &str,
+    certify_id: &str,
+    max: u32,
+) -> Result<bool, DbErr> {
+    let r = attempt::Entity::update_many()
+        .col_expr(
+            attempt::Column::Submissions,
+            Expr::col(attempt::Column::Submissions).add(1),
+        )
+        .filter(attempt::Column::ChallengeId.eq(challenge_id))
+        .filter(attempt::Column::CertifyId.eq(certify_id))
+        .filter(attempt::Column::SubmittedAt.is_null())
+        .filter(attempt::Column::Submissions.lt(max as i32))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
 }
 
 /// The verdict of one attempt.

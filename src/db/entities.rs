@@ -141,6 +141,7 @@ pub mod attempt {
         pub fail_reason: Option<String>,
         pub checks: Option<String>,
         pub decision_ms: Option<i32>,
+        pub submissions: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

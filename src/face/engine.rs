@@ -50,10 +50,7 @@ impl FaceError {
     /// A stable code for the wire.
     pub fn code(&self) -> &'static str {
         match self {
-            FaceError::Image(
-                super::image::ImageError::TooManyBytes(_)
-                | super::image::ImageError::TooManyPixels(..),
-            ) => "IMAGE_TOO_LARGE",
+            FaceError::Image(e) if e.is_size() => "IMAGE_TOO_LARGE",
             FaceError::Image(_) => "INVALID_IMAGE",
             FaceError::NoFace => "NO_FACE",
             FaceError::ManyFaces(_) => "MULTIPLE_FACES",
@@ -338,9 +335,10 @@ impl OnnxEngine {
     ) -> Result<Vec<Detection>, RuntimeError> {
         let (w, h) = (img.width() as f32, img.height() as f32);
         let scale = size as f32 / w.max(h);
+        // Sized by the longer side: both sides end up at most `size`, whatever the image's shape.
         let (nw, nh) = (
-            ((w * scale).round() as u32).max(1),
-            ((h * scale).round() as u32).max(1),
+            ((w * scale).round() as u32).clamp(1, size as u32),
+            ((h * scale).round() as u32).clamp(1, size as u32),
         );
         // Large photos are first box-averaged to about twice the target (one cheap pass), then filtered to it.
         let k = (img.width() / (2 * nw)).min(img.height() / (2 * nh));

@@ -14,3 +14,4 @@ pub mod provision;
 pub mod quality;
 pub mod runtime;
 pub mod tfjs;
+pub mod work;

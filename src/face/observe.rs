@@ -37,10 +37,11 @@ pub struct Thumb {
 
 const THUMB_WIDTH: u32 = 160;
 
+/// The thumb is sized by the frame's longer side, so no shape of frame can ask for a large buffer.
 pub fn thumb(img: &RgbImage) -> Thumb {
-    let scale = img.width() as f32 / THUMB_WIDTH as f32;
-    let h = ((img.height() as f32 / scale).round() as u32).max(1);
-    let small = image::imageops::resize(img, THUMB_WIDTH, h, image::imageops::FilterType::Triangle);
+    let (w, h) = super::image::fit_within(img.width(), img.height(), THUMB_WIDTH);
+    let scale = img.width().max(1) as f32 / w as f32;
+    let small = image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle);
     Thumb {
         gray: image::DynamicImage::ImageRgb8(small).to_luma8(),
         scale,

@@ -196,6 +196,37 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running (it has not exited, aborted or been killed).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server's resident memory now, in MiB (Linux `/proc`).
+    pub fn rss_mib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS:") / 1024
+    }
+
+    /// The server's peak resident memory so far, in MiB (Linux `/proc`).
+    pub fn peak_rss_mib(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM:") / 1024
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 impl Drop for Server {

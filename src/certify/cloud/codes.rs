@@ -71,6 +71,13 @@ impl CloudError {
     pub fn not_finished(message: impl Into<String>) -> CloudError {
         CloudError::new("424", message)
     }
+    /// 500: too much material is being analysed at once (the bound on concurrent work); retry shortly.
+    pub fn busy() -> CloudError {
+        CloudError::new(
+            "500",
+            "the server is busy analysing other requests; retry in a few seconds",
+        )
+    }
     /// 500: the server failed; the cause is logged, not shown.
     pub fn internal() -> CloudError {
         CloudError::new("500", "internal error; retry later")

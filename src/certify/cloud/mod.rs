@@ -297,12 +297,31 @@ impl CloudService {
                     (None, _) => None,
                     (Some(s), _) => {
                         let bytes = self.picture(app, &s).await?;
-                        // Refuse a picture without a face now rather than after the user's effort.
-                        self.largest_face(&bytes, "the face picture").await?;
-                        Some(bytes)
+                        // Decoded and embedded once, now: a picture without a face is refused before the
+                        // user's effort, and no attempt decodes it again.
+                        let encoded = self
+                            .certify
+                            .encode_reference(bytes.clone(), MAX_PICTURE_BYTES)
+                            .await
+                            .map_err(|e| match e {
+                                super::CertifyError::InvalidPicture(m) => CloudError::unusable(
+                                    format!("the face picture cannot be used: {m}"),
+                                ),
+                                e => internal(e),
+                            })?;
+                        if encoded.faces == 0 {
+                            return Err(CloudError::unusable(
+                                "no face was found in the face picture",
+                            ));
+                        }
+                        Some((bytes, encoded.record))
                     }
                 }
             }
+        };
+        let (picture, reference) = match picture {
+            Some((p, r)) => (Some(p), Some(r)),
+            None => (None, None),
         };
         let request = InitializeRequest {
             outer_order_no: order.to_string(),
@@ -321,7 +340,7 @@ impl CloudService {
             contrast_picture: picture.map(Sensitive::new),
         };
         let certify_id = self
-            .store_new(app, &scene, &request, callback, None)
+            .store_new(app, &scene, &request, reference.as_ref(), callback, None)
             .await?;
         let token = self
             .certify
@@ -348,6 +367,7 @@ impl CloudService {
         app: &App,
         scene: &Scene,
         request: &InitializeRequest,
+        reference: Option<&crate::certify::reference::StoredReference>,
         callback: Option<(String, Option<String>)>,
         verdict: Option<DecidedCall<'_>>,
     ) -> Result<String, CloudError> {
@@ -369,12 +389,12 @@ impl CloudService {
             return same_or_conflict(existing);
         }
         let certify_id = super::service::new_certify_id();
-        let picture_key = match &request.contrast_picture {
-            Some(p) if verdict.is_none() => {
-                let key = format!("contrast/{certify_id}");
-                self.store.put(&key, p.expose()).await.map_err(internal)?;
-                Some(key)
-            }
+        let picture_key = match reference {
+            Some(r) if verdict.is_none() => Some(
+                crate::certify::reference::store_record(&self.store, &certify_id, r)
+                    .await
+                    .map_err(internal)?,
+            ),
             _ => None,
         };
         let now = self.clock.now();
@@ -578,18 +598,26 @@ impl CloudService {
         let settings = self.hosted.settings().with_scene(scene).decision;
         let checks_settings = crate::certify::video::VideoCheckSettings::from_decision(&settings);
         let engine = self.hosted.engine().clone();
-        let (verdict, frames, decode_ms) = tokio::task::spawn_blocking(move || {
-            let sampled = crate::media::decode_video(&video, &crate::media::VideoLimits::default())
-                .map_err(|e| {
-                    CloudError::unusable(format!("the video cannot be used ({}): {e}", e.code()))
-                })?;
-            let observations =
-                crate::media::observe(engine.as_ref(), &sampled).map_err(internal)?;
-            let verdict = crate::certify::video::check_sequence(&observations, &checks_settings);
-            Ok::<_, CloudError>((verdict, observations.len(), sampled.decode_ms))
-        })
-        .await
-        .map_err(internal)??;
+        let (verdict, frames, decode_ms) = self
+            .hosted
+            .work()
+            .run(move || {
+                let sampled =
+                    crate::media::decode_video(&video, &crate::media::VideoLimits::default())
+                        .map_err(|e| {
+                            CloudError::unusable(format!(
+                                "the video cannot be used ({}): {e}",
+                                e.code()
+                            ))
+                        })?;
+                let observations =
+                    crate::media::observe(engine.as_ref(), &sampled).map_err(internal)?;
+                let verdict =
+                    crate::certify::video::check_sequence(&observations, &checks_settings);
+                Ok::<_, CloudError>((verdict, observations.len(), sampled.decode_ms))
+            })
+            .await
+            .map_err(work_error)??;
         // Material that shows no usable face is refused, not judged (and not billed).
         if let Some(r) = verdict.fail_reason.filter(|r| !r.is_liveness_risk()) {
             return Err(CloudError::unusable(format!(
@@ -708,6 +736,7 @@ impl CloudService {
                 app,
                 scene,
                 request,
+                None,
                 None,
                 Some(DecidedCall {
                     passed,
@@ -856,18 +885,20 @@ impl CloudService {
         let engine = self.hosted.engine().clone();
         let bytes = bytes.to_vec();
         let what = what.to_string();
-        tokio::task::spawn_blocking(move || {
-            let img = crate::face::image::decode(&bytes, picture_limits())
-                .map_err(|e| CloudError::unusable(format!("{what} cannot be read: {e}")))?;
-            let faces = engine.analyze(&img).map_err(internal)?;
-            faces
-                .into_iter()
-                .next()
-                .map(|f| f.embedding)
-                .ok_or_else(|| CloudError::unusable(format!("no face was found in {what}")))
-        })
-        .await
-        .map_err(internal)?
+        self.hosted
+            .work()
+            .run(move || {
+                let img = crate::face::image::decode(&bytes, picture_limits())
+                    .map_err(|e| CloudError::unusable(format!("{what} cannot be read: {e}")))?;
+                let faces = engine.analyze(&img).map_err(internal)?;
+                faces
+                    .into_iter()
+                    .next()
+                    .map(|f| f.embedding)
+                    .ok_or_else(|| CloudError::unusable(format!("no face was found in {what}")))
+            })
+            .await
+            .map_err(work_error)?
     }
 
     /// One photo observed like a frame of the hosted flow.
@@ -877,21 +908,23 @@ impl CloudService {
     ) -> Result<crate::face::liveness::Observation, CloudError> {
         let engine: Arc<dyn FaceEngine> = self.hosted.engine().clone();
         let bytes = bytes.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let img = crate::face::image::decode(&bytes, picture_limits()).map_err(|e| {
-                CloudError::unusable(format!("the face picture cannot be read: {e}"))
-            })?;
-            let (o, _) =
-                crate::face::observe::observe(engine.as_ref(), &img, 0, None).map_err(internal)?;
-            if o.faces == 0 {
-                return Err(CloudError::unusable(
-                    "no face was found in the face picture",
-                ));
-            }
-            Ok(o)
-        })
-        .await
-        .map_err(internal)?
+        self.hosted
+            .work()
+            .run(move || {
+                let img = crate::face::image::decode(&bytes, picture_limits()).map_err(|e| {
+                    CloudError::unusable(format!("the face picture cannot be read: {e}"))
+                })?;
+                let (o, _) = crate::face::observe::observe(engine.as_ref(), &img, 0, None)
+                    .map_err(internal)?;
+                if o.faces == 0 {
+                    return Err(CloudError::unusable(
+                        "no face was found in the face picture",
+                    ));
+                }
+                Ok(o)
+            })
+            .await
+            .map_err(work_error)?
     }
 }
 
@@ -929,10 +962,7 @@ fn server_request(
 
 /// Merchant pictures: the documented limits (≤ 1 MB; dimensions up to a few thousand pixels).
 fn picture_limits() -> DecodeLimits {
-    DecodeLimits {
-        max_bytes: MAX_PICTURE_BYTES,
-        max_pixels: 4096 * 4096,
-    }
+    DecodeLimits::PICTURE.with_max_bytes(MAX_PICTURE_BYTES)
 }
 
 /// The match score stored with a verdict (`material_info.match_score`).
@@ -969,6 +999,14 @@ fn fetch_error(name: &str, e: crate::net::fetch::FetchError) -> CloudError {
         FetchError::TooLarge(_) => CloudError::too_large(message),
         FetchError::Timeout(_) => CloudError::too_slow(message),
         _ => CloudError::unusable(message),
+    }
+}
+
+/// The bound on concurrent analysis refused or lost a job.
+fn work_error(e: crate::face::work::WorkError) -> CloudError {
+    match e {
+        crate::face::work::WorkError::Busy => CloudError::busy(),
+        e => internal(e),
     }
 }
 

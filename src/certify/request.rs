@@ -239,7 +239,7 @@ pub fn decode_picture(b64: &str, max_bytes: usize) -> Result<Vec<u8>, CertifyErr
     ) {
         Ok(_) => Ok(bytes),
         Err(e) if e.is_size() => Err(CertifyError::InvalidPicture(
-            "face_contrast_picture must be an 8-bit image of 32 to 4096 pixels a side, at most 4:1",
+            "face_contrast_picture must be an 8-bit image of 32 to 8192 pixels a side, at most 4:1",
         )),
         Err(_) => Err(CertifyError::InvalidPicture(
             "face_contrast_picture cannot be decoded",

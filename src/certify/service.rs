@@ -139,7 +139,7 @@ impl CertifyService {
             .await
             .map_err(|e| match e {
                 ReferenceError::Picture(e) if e.is_size() => CertifyError::InvalidPicture(
-                    "face_contrast_picture must be an 8-bit image of 32 to 4096 pixels a side, at most 4:1",
+                    "face_contrast_picture must be an 8-bit image of 32 to 8192 pixels a side, at most 4:1",
                 ),
                 ReferenceError::Picture(_) => {
                     CertifyError::InvalidPicture("face_contrast_picture cannot be decoded")

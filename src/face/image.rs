@@ -34,14 +34,15 @@ impl Default for DecodeLimits {
 }
 
 impl DecodeLimits {
-    /// Pictures of a face sent or named by a merchant, or held by an authority: up to 4096 px a side, 16 Mpx.
+    /// Pictures of a face sent or named by a merchant, or held by an authority: up to 8192 px a side and 24 Mpx
+    /// (a phone's full-size photo).
     pub const PICTURE: DecodeLimits = DecodeLimits {
         max_bytes: 10 * 1024 * 1024,
-        max_pixels: 4096 * 4096,
-        max_side: 4096,
+        max_pixels: 24_000_000,
+        max_side: 8192,
         min_side: 32,
         max_aspect: 4,
-        max_decoded_bytes: 4096 * 4096 * 4,
+        max_decoded_bytes: 24_000_000 * 4,
         allow_16bit: false,
         fit_side: None,
     };

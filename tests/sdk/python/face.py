@@ -147,8 +147,14 @@ def main():
     form_html = c.page_execute(req)
     check("<form" in form_html and "biz_content" in form_html, "page_execute POST form is built")
 
-    # A face_contrast_picture (small JPEG header) is accepted; a bad one is refused; an oversized one too.
-    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 2000
+    # A face_contrast_picture (a real 48×48 grey JPEG: its header is checked) is accepted; a bad one is refused;
+    # an oversized one too.
+    jpeg = base64.b64decode(
+        "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgUFBcUFxsbGxsbGyAeICEhISAgICAhISEkJCQqKiok"
+        "JCQhISQkKCgqKi4vLisrKisvLzIyMjw8OTlGRkhWVmf/xABKAAEAAAAAAAAAAAAAAAAAAAAAAQEAAAAAAAAAAAAAAAAAAAAAEAEA"
+        "AAAAAAAAAAAAAAAAAAAAEQEAAAAAAAAAAAAAAAAAAAAA/8AAEQgAMAAwAwEiAAIRAAMRAP/aAAwDAQACEQMRAD8AAAAAAAAAAAAA"
+        "AAAAAA//2Q=="
+    )
     r = initialize(c, init_request(f"pypic{RUN}", picture=base64.b64encode(jpeg).decode()))
     check(r.is_success(), "initialize with a contrast picture", r.body)
     r = initialize(c, init_request(f"pybad{RUN}", picture="bm90IGFuIGltYWdl"))

@@ -81,6 +81,7 @@ pub fn build_authority(
                 url.clone(),
                 secret,
                 std::time::Duration::from_millis(config.authority.timeout_ms.unwrap_or(3000)),
+                config.testing.allow_http_authority,
             )?)
         }
         None => Arc::new(authority::local::LocalRegistry::new(

@@ -4,6 +4,7 @@ pub mod attempts;
 pub mod billing;
 pub mod callbacks;
 pub mod cloud_keys;
+pub mod console_sessions;
 mod entities;
 pub mod identities;
 pub mod scenes;

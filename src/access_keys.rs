@@ -127,7 +127,8 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<SecretBox> {
 
 fn create(path: &Path) -> anyhow::Result<SecretBox> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::files::create_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let key: [u8; 32] = rand::random();
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));

@@ -54,8 +54,14 @@ pub struct Config {
     /// The scene of the gateway's verifications, by app id, instead of the app's default scene (`[default_scenes]`,
     /// e.g. `"2021000000000001" = 1002`).
     pub default_scenes: std::collections::BTreeMap<String, i64>,
-    /// Bearer token of the admin API and the console's login (`SHIREN_ADMIN_TOKEN`); both are off when unset.
+    /// Bearer token of the admin API and the console's login (`SHIREN_ADMIN_TOKEN`), at least
+    /// [`MIN_ADMIN_TOKEN_CHARS`] characters; both are off when unset.
     pub admin_token: Option<String>,
+    /// Bearer token `/metrics` asks for (`SHIREN_METRICS_TOKEN`), at least [`MIN_ADMIN_TOKEN_CHARS`] characters;
+    /// unset, `/metrics` is open (keep it off the internet then).
+    pub metrics_token: Option<String>,
+    /// The hosted page (`[hosted]`).
+    pub hosted: HostedConfig,
     /// Fetching merchants' pictures by URL (`FaceContrastPictureUrl`) (`[picture_url]`).
     pub picture_url: PictureUrlConfig,
     /// Delivery of verification results to merchants' `CallbackUrl` (`[callback]`).
@@ -86,6 +92,60 @@ impl AnalysisConfig {
     pub fn pool(&self) -> crate::face::work::WorkPool {
         crate::face::work::WorkPool::sized(self.concurrency, self.queue)
     }
+}
+
+/// Fewest characters an admin token may have.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// The hosted page.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostedConfig {
+    /// Origins (`https://host[:port]`, `https://*.host`) that may show the hosted page in a frame, besides shiren
+    /// itself (`SHIREN_FRAME_ANCESTORS`, space- or comma-separated). Empty (the default): no other site may frame it.
+    pub frame_ancestors: Vec<String>,
+}
+
+impl HostedConfig {
+    /// The configured origins, each entry split on spaces and commas.
+    pub fn frame_ancestor_origins(&self) -> impl Iterator<Item = &str> {
+        self.frame_ancestors
+            .iter()
+            .flat_map(|e| e.split(|c: char| c == ',' || c.is_whitespace()))
+            .filter(|o| !o.is_empty())
+    }
+}
+
+/// Whether `origin` is a CSP source a page may be framed by: `http(s)://host[:port]`, the host possibly starting
+/// with `*.`, nothing after it (no path, quotes or separators that could extend the policy).
+fn valid_frame_ancestor(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    if let Some(p) = port {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    let host = host.strip_prefix("*.").unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
 }
 
 /// Fetching a merchant's picture by URL. Whatever the allow-list says, only public addresses are ever contacted.
@@ -256,6 +316,9 @@ pub struct TestingConfig {
     pub allow_loopback_urls: bool,
     /// Callback URLs may be plain `http` (`SHIREN_TEST_ALLOW_HTTP_CALLBACKS=1`); otherwise `https` is required.
     pub allow_http_callbacks: bool,
+    /// The external authority's URL may be plain `http` (`SHIREN_TEST_ALLOW_HTTP_AUTHORITY=1`); otherwise `https`
+    /// is required.
+    pub allow_http_authority: bool,
 }
 
 impl TestingConfig {
@@ -265,6 +328,7 @@ impl TestingConfig {
             || self.skip_colour_check
             || self.allow_loopback_urls
             || self.allow_http_callbacks
+            || self.allow_http_authority
     }
 }
 
@@ -310,6 +374,8 @@ impl Default for Config {
             decision: DecisionConfig::default(),
             default_scenes: Default::default(),
             admin_token: None,
+            metrics_token: None,
+            hosted: HostedConfig::default(),
             picture_url: PictureUrlConfig::default(),
             callback: CallbackConfig::default(),
             cloud: CloudConfig::default(),
@@ -351,6 +417,8 @@ impl fmt::Debug for Config {
             .field("analysis", &self.analysis)
             .field("default_scenes", &self.default_scenes)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("hosted", &self.hosted)
             .field("picture_url", &self.picture_url)
             .field("callback", &self.callback)
             .field("cloud", &self.cloud)
@@ -389,6 +457,9 @@ pub enum ConfigError {
     },
     #[error("invalid value for {key}: {message}")]
     Env { key: &'static str, message: String },
+    /// A setting that parsed but cannot be used, from whichever source it came.
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
 }
 
 impl Config {
@@ -411,7 +482,50 @@ impl Config {
             None => Config::default(),
         };
         config.apply_env(|k| std::env::var(k).ok())?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Refuses settings that parse but must not run: a short admin or metrics token, frame ancestors that are not
+    /// origins.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.admin_token {
+            if t.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Invalid {
+                    key: "admin_token (SHIREN_ADMIN_TOKEN)",
+                    message: format!(
+                        "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters (it has {}); \
+                         generate one with e.g. `openssl rand -hex 32`",
+                        t.chars().count()
+                    ),
+                });
+            }
+        }
+        if let Some(t) = &self.metrics_token {
+            if t.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Invalid {
+                    key: "metrics_token (SHIREN_METRICS_TOKEN)",
+                    message: format!(
+                        "the metrics token must be at least {MIN_ADMIN_TOKEN_CHARS} characters (it has {})",
+                        t.chars().count()
+                    ),
+                });
+            }
+        }
+        if let Some(bad) = self
+            .hosted
+            .frame_ancestor_origins()
+            .find(|o| !valid_frame_ancestor(o))
+        {
+            return Err(ConfigError::Invalid {
+                key: "hosted.frame_ancestors (SHIREN_FRAME_ANCESTORS)",
+                message: format!(
+                    "`{bad}` is not an origin: expected https://host[:port] or https://*.host (http:// also \
+                     accepted), separated by spaces or commas"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Applies `SHIREN_*` variables read through `get` (a function so tests need not touch the process environment).
@@ -477,6 +591,12 @@ impl Config {
         if let Some(v) = get("SHIREN_ADMIN_TOKEN").filter(|v| !v.is_empty()) {
             self.admin_token = Some(v);
         }
+        if let Some(v) = get("SHIREN_METRICS_TOKEN").filter(|v| !v.is_empty()) {
+            self.metrics_token = Some(v);
+        }
+        if let Some(v) = get("SHIREN_FRAME_ANCESTORS") {
+            self.hosted.frame_ancestors = vec![v];
+        }
         if let Some(v) = get("SHIREN_CLOUD_SECRET_KEY").filter(|v| !v.is_empty()) {
             self.cloud.secret_key = Some(v);
         }
@@ -514,6 +634,9 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_TEST_ALLOW_HTTP_CALLBACKS") {
             self.testing.allow_http_callbacks = matches!(v.trim(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get("SHIREN_TEST_ALLOW_HTTP_AUTHORITY") {
+            self.testing.allow_http_authority = matches!(v.trim(), "1" | "true" | "yes");
         }
         if let Some(v) = get("SHIREN_PICTURE_URL_ALLOWED_HOSTS") {
             self.picture_url.allowed_hosts = v
@@ -708,6 +831,64 @@ mod tests {
     }
 
     #[test]
+    fn short_admin_tokens_are_refused() {
+        let mut c = Config::default();
+        assert!(
+            c.validate().is_ok(),
+            "no admin token: console and admin API off"
+        );
+        c.admin_token = Some("x".repeat(MIN_ADMIN_TOKEN_CHARS - 1));
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("SHIREN_ADMIN_TOKEN") && err.contains("at least 16"),
+            "{err}"
+        );
+        // Characters, not bytes: 15 CJK characters are 45 bytes and still too short.
+        c.admin_token = Some("令".repeat(15));
+        assert!(c.validate().is_err());
+        c.admin_token = Some("x".repeat(MIN_ADMIN_TOKEN_CHARS));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn frame_ancestors_are_origins() {
+        let mut c = Config::default();
+        c.apply_env(|k| {
+            (k == "SHIREN_FRAME_ANCESTORS").then(|| {
+                "https://bank.example, https://*.bank.example  http://127.0.0.1:8443".into()
+            })
+        })
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(
+            c.hosted.frame_ancestor_origins().collect::<Vec<_>>(),
+            [
+                "https://bank.example",
+                "https://*.bank.example",
+                "http://127.0.0.1:8443"
+            ]
+        );
+        for bad in [
+            "*",
+            "https:",
+            "'none'",
+            "https://bank.example/path",
+            "https://bank.example;script-src",
+            "https://bank.example:",
+            "https://bank.example:123456",
+            "https://*",
+            "javascript://x",
+            "bank.example",
+            "https://-x.example",
+            "https://a..example",
+        ] {
+            let c: Config =
+                toml::from_str(&format!("[hosted]\nframe_ancestors = [{bad:?}]\n")).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn debug_redacts_database_password() {
         let mut c = Config {
             database_url: Some("postgres://u:pa55word@h/db".into()),
@@ -715,6 +896,7 @@ mod tests {
         };
         c.authority.secret = Some("authority-hmac-key".into());
         c.admin_token = Some("topsecret-admin".into());
+        c.metrics_token = Some("topsecret-metrics".into());
         c.cloud.secret_key = Some("cafebabe-cloud-key".into());
         let s = format!("{c:?}");
         assert!(

@@ -19,7 +19,8 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<SigningKey> {
 
 fn create(path: &Path) -> anyhow::Result<SigningKey> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::files::create_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let key = SigningKey::generate()?;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));

@@ -11,6 +11,7 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod face;
+pub mod files;
 pub mod gateway;
 pub mod keys;
 pub mod media;
@@ -81,6 +82,7 @@ pub fn build_authority(
                 url.clone(),
                 secret,
                 std::time::Duration::from_millis(config.authority.timeout_ms.unwrap_or(3000)),
+                config.testing.allow_http_authority,
             )?)
         }
         None => Arc::new(authority::local::LocalRegistry::new(
@@ -269,6 +271,9 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl poem::Endpoint {
 
 /// `shiren serve`: migrate, load or create the gateway key, bind, print the address, serve until Ctrl-C/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // The data dir is for this user only (0700), and so is what older versions left in it.
+    files::secure_data_dir(&config.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let db = open_database(&config).await?;
     // The face engine: provisioned on first run (with progress), verified on every start, loaded once.
     let models_dir = config.effective_models_dir();

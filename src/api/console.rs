@@ -99,9 +99,20 @@ struct Operator {
     csrf: String,
 }
 
-fn operator(ctx: &AppContext, jar: &CookieJar) -> Option<Operator> {
+/// The operator of a request: a session cookie that verifies and was not logged out (asked of the database on every
+/// request, so a logout holds on every instance and after a restart; when the database cannot answer, nobody is
+/// logged in).
+async fn operator(ctx: &AppContext, jar: &CookieJar) -> Option<Operator> {
     let cookie = jar.get(COOKIE)?;
     let session = ctx.console.verify(cookie.value_str(), now(ctx))?;
+    match db::console_sessions::is_revoked(&ctx.db, &session.nonce).await {
+        Ok(false) => {}
+        Ok(true) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, "console session check failed");
+            return None;
+        }
+    }
     let csrf = ctx.console.csrf_token(&session);
     Some(Operator { session, csrf })
 }
@@ -137,12 +148,12 @@ fn db_unavailable(ctx: &AppContext, op: &Operator, e: &dyn std::fmt::Display) ->
 
 /// For POST handlers: the operator when the session and the form's CSRF token are right, else the refusal.
 #[allow(clippy::result_large_err)]
-fn checked_post(
+async fn checked_post(
     ctx: &AppContext,
     jar: &CookieJar,
     csrf: Option<&str>,
 ) -> Result<Operator, Response> {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return Err(problem(
             ctx,
             None,
@@ -164,7 +175,7 @@ fn checked_post(
 /// `GET /console/`: the overview when logged in, else the login page.
 #[handler]
 async fn index(Data(ctx): Data<&Arc<AppContext>>, jar: &CookieJar) -> Response {
-    if operator(ctx, jar).is_some() {
+    if operator(ctx, jar).await.is_some() {
         redirect("/console/overview")
     } else {
         redirect("/console/login")
@@ -189,7 +200,7 @@ fn login_form(ctx: &AppContext, status: StatusCode, error: Option<&str>) -> Resp
 
 #[handler]
 async fn login_page(Data(ctx): Data<&Arc<AppContext>>, jar: &CookieJar) -> Response {
-    if operator(ctx, jar).is_some() {
+    if operator(ctx, jar).await.is_some() {
         return redirect("/console/overview");
     }
     login_form(ctx, StatusCode::OK, None)
@@ -261,11 +272,17 @@ async fn logout(
     jar: &CookieJar,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()) {
+    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
         Ok(op) => op,
         Err(r) => return r,
     };
-    ctx.console.revoke(&op.session, now(ctx));
+    if let Err(e) =
+        db::console_sessions::revoke(&ctx.db, &op.session.nonce, op.session.expires_at, now(ctx))
+            .await
+    {
+        // The session stays valid: say so rather than pretend the logout happened.
+        return db_unavailable(ctx, &op, &e);
+    }
     let mut c = Cookie::new_with_str(COOKIE, "");
     c.set_path(COOKIE_PATH);
     c.make_removal();
@@ -299,7 +316,7 @@ async fn overview(
     jar: &CookieJar,
     Query(q): Query<OverviewQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return redirect("/console/login");
     };
     let scene_id = match q.scene_id.as_deref().map(str::trim) {
@@ -443,7 +460,7 @@ async fn app_list(
     jar: &CookieJar,
     Query(n): Query<Notice>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return redirect("/console/login");
     };
     apps_page(ctx, &op, StatusCode::OK, n.ok.as_deref(), None, None).await
@@ -470,7 +487,7 @@ async fn app_create(
     jar: &CookieJar,
     Form(f): Form<AppForm>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()) {
+    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
         Ok(op) => op,
         Err(r) => return r,
     };
@@ -514,7 +531,7 @@ async fn app_disable(
     Path(app_id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()) {
+    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
         Ok(op) => op,
         Err(r) => return r,
     };
@@ -587,7 +604,7 @@ async fn scene_list(
     jar: &CookieJar,
     Query(n): Query<Notice>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return redirect("/console/login");
     };
     scenes_page(ctx, &op, StatusCode::OK, n.ok.as_deref(), None).await
@@ -664,7 +681,7 @@ async fn scene_create(
     jar: &CookieJar,
     Form(f): Form<SceneForm>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()) {
+    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
         Ok(op) => op,
         Err(r) => return r,
     };
@@ -735,7 +752,7 @@ async fn scene_update(
     Path(scene_id): Path<i64>,
     Form(f): Form<SceneForm>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()) {
+    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
         Ok(op) => op,
         Err(r) => return r,
     };
@@ -826,7 +843,7 @@ async fn search(
     jar: &CookieJar,
     Query(sq): Query<SearchQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return redirect("/console/login");
     };
     let q =
@@ -937,7 +954,7 @@ async fn face_image(
     jar: &CookieJar,
     Path(certify_id): Path<String>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return problem(ctx, None, StatusCode::FORBIDDEN, "Not logged in. 未登录。");
     };
     let key = match db::verifications::find(&ctx.db, &certify_id).await {
@@ -1009,7 +1026,7 @@ async fn billing_page(
     jar: &CookieJar,
     Query(bq): Query<BillingQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return redirect("/console/login");
     };
     let (month, filter) = match bq.resolve(&calendar(ctx).day_of(now(ctx))) {
@@ -1095,7 +1112,7 @@ async fn billing_csv(
     jar: &CookieJar,
     Query(bq): Query<BillingQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar) else {
+    let Some(op) = operator(ctx, jar).await else {
         return problem(ctx, None, StatusCode::FORBIDDEN, "Not logged in. 未登录。");
     };
     let (month, filter) = match bq.resolve(&calendar(ctx).day_of(now(ctx))) {

@@ -15,13 +15,21 @@ use crate::certify::hosted::{FrameIn, HostedError, PageView};
 use crate::certify::state::State;
 use crate::AppContext;
 
-/// Content-Security-Policy of every hosted page: everything from shiren itself, nothing else.
-pub const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
-script-src 'self'; connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'";
-
-/// The same inside a mini-program web-view, which must also load the host's bridge script.
-pub const CSP_MINIPROGRAM: &str = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
-script-src 'self' https://appx; connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'";
+/// Content-Security-Policy of every hosted page: everything from shiren itself, nothing else; framed only by shiren
+/// itself and the origins of `[hosted] frame_ancestors` (validated at start). Inside a mini-program web-view (not a
+/// frame) the page must also load the host's bridge script.
+pub fn csp(ctx: &AppContext, miniprogram: bool) -> String {
+    let mut ancestors = String::from("'self'");
+    for origin in ctx.config.hosted.frame_ancestor_origins() {
+        ancestors.push(' ');
+        ancestors.push_str(origin);
+    }
+    format!(
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; \
+script-src 'self'{}; connect-src 'self'; frame-ancestors {ancestors}; base-uri 'none'; form-action 'self'",
+        if miniprogram { " https://appx" } else { "" }
+    )
+}
 
 /// The cookie holding the browser session a token is bound to.
 const SESSION_COOKIE: &str = "shiren_h5";
@@ -29,7 +37,7 @@ const SESSION_COOKIE: &str = "shiren_h5";
 /// Largest attempt upload (frames as base64 JSON).
 const MAX_ATTEMPT_BODY: usize = 24 * 1024 * 1024;
 
-fn html(status: StatusCode, body: String, csp: &str) -> Response {
+fn html(status: StatusCode, body: String, csp: String) -> Response {
     Response::builder()
         .status(status)
         .content_type("text/html; charset=utf-8")
@@ -67,10 +75,10 @@ pub fn error_page(
     c.insert("message", message);
     c.insert("code", code);
     match ctx.templates.render("h5/error.html", &c) {
-        Ok(body) => html(status, body, CSP),
+        Ok(body) => html(status, body, csp(ctx, false)),
         Err(e) => {
             tracing::error!(error = ?e, "error page template failed");
-            html(status, format!("{title} ({code})"), CSP)
+            html(status, format!("{title} ({code})"), csp(ctx, false))
         }
     }
 }
@@ -161,11 +169,7 @@ pub async fn certify_page(
         .unwrap_or_default();
     let c = page_context(&opened.view, &merchant, miniprogram, q.lang.as_deref());
     match ctx.templates.render("h5/certify.html", &c) {
-        Ok(body) => html(
-            StatusCode::OK,
-            body,
-            if miniprogram { CSP_MINIPROGRAM } else { CSP },
-        ),
+        Ok(body) => html(StatusCode::OK, body, csp(ctx, miniprogram)),
         Err(e) => {
             tracing::error!(error = ?e, "certify page template failed");
             error_page(

@@ -4,6 +4,7 @@ pub mod cloud;
 pub mod console;
 pub mod gateway;
 pub mod h5;
+pub mod headers;
 pub mod health;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::AppContext;
 /// All routes of the service.
 pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
     let metrics = ctx.metrics.clone();
+    let hsts = ctx.public_url.starts_with("https://");
     Route::new()
         .at("/", get(cloud::cloud_api).post(cloud::cloud_api))
         .at("/cloud/picture", get(cloud::picture))
@@ -28,9 +30,13 @@ pub fn routes(ctx: Arc<AppContext>) -> impl poem::Endpoint {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/metrics", get(health::metrics))
-        .nest(admin::PREFIX, admin::service())
+        .nest(
+            admin::PREFIX,
+            admin::service().around(|ep, req| async move { headers::no_store(&*ep, req).await }),
+        )
         .nest(console::PREFIX, console::routes())
         .data(ctx)
         .with(CookieJarManager::new())
+        .around(move |ep, req| async move { headers::hsts(&*ep, req, hsts).await })
         .around(move |ep, req| crate::telemetry::request_span(ep, req, metrics.clone()))
 }

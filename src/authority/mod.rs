@@ -34,6 +34,9 @@ pub enum AuthorityError {
     /// The authority answered something that cannot be trusted or parsed.
     #[error("authority answer rejected: {0}")]
     BadAnswer(String),
+    /// The authority's settings cannot work (found at start).
+    #[error("authority misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 #[async_trait::async_trait]

@@ -1,9 +1,8 @@
 //! Console sessions: a stateless cookie signed with HMAC-SHA256 under a key derived from the admin token (so a new
 //! admin token ends every session), with an expiry; the CSRF token of a session is an HMAC of its nonce. Both are
-//! checked in constant time. Logged-out sessions are remembered until they expire (in this process).
-use std::collections::HashMap;
-use std::sync::Mutex;
-
+//! checked in constant time. Logged-out sessions are remembered in the database until they expire
+//! (`crate::db::console_sessions`), so a logout holds across restarts and instances; the console checks there on
+//! every request.
 use ring::hmac;
 
 /// Cookie name of the console session.
@@ -20,10 +19,9 @@ pub struct Session {
     pub expires_at: i64,
 }
 
-/// The console's signing key and the sessions ended by logout.
+/// The console's signing key.
 pub struct Sessions {
     key: Option<hmac::Key>,
-    revoked: Mutex<HashMap<String, i64>>,
 }
 
 impl Sessions {
@@ -34,10 +32,7 @@ impl Sessions {
             let k = hmac::sign(&derive, b"shiren console session key v1");
             hmac::Key::new(hmac::HMAC_SHA256, k.as_ref())
         });
-        Sessions {
-            key,
-            revoked: Mutex::new(HashMap::new()),
-        }
+        Sessions { key }
     }
 
     /// Whether the console is on (an admin token is configured).
@@ -61,7 +56,8 @@ impl Sessions {
         ))
     }
 
-    /// The session of a cookie value, when its signature is right, it has not expired and was not logged out.
+    /// The session of a cookie value, when its signature is right and it has not expired (whether it was logged out
+    /// is the database's to say: `crate::db::console_sessions::is_revoked`).
     pub fn verify(&self, cookie: &str, now: i64) -> Option<Session> {
         let key = self.key.as_ref()?;
         let mut parts = cookie.split('.');
@@ -78,21 +74,10 @@ impl Sessions {
         if now >= expires_at {
             return None;
         }
-        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        if revoked.contains_key(nonce) {
-            return None;
-        }
         Some(Session {
             nonce: nonce.to_string(),
             expires_at,
         })
-    }
-
-    /// Ends a session before its expiry.
-    pub fn revoke(&self, session: &Session, now: i64) {
-        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        revoked.retain(|_, exp| *exp > now);
-        revoked.insert(session.nonce.clone(), session.expires_at);
     }
 
     /// The CSRF token of a session (every form of the session carries it).
@@ -132,7 +117,7 @@ mod tests {
     }
 
     #[test]
-    fn sessions_verify_until_expiry_and_logout() {
+    fn sessions_verify_until_expiry() {
         let s = Sessions::new(Some("token-1"));
         let (cookie, session) = s.issue(1000).unwrap();
         assert_eq!(s.verify(&cookie, 1001), Some(session.clone()));
@@ -150,8 +135,6 @@ mod tests {
         for junk in ["", "x", "a.b.c", &format!("{cookie}.x"), "..."] {
             assert_eq!(s.verify(junk, 1001), None, "{junk}");
         }
-        s.revoke(&session, 1002);
-        assert_eq!(s.verify(&cookie, 1003), None, "logged out");
     }
 
     #[test]

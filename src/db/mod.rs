@@ -4,6 +4,7 @@ pub mod attempts;
 pub mod billing;
 pub mod callbacks;
 pub mod cloud_keys;
+pub mod console_sessions;
 mod entities;
 pub mod identities;
 pub mod scenes;
@@ -16,14 +17,25 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbE
 pub use apps::{App, AppStatus, NewApp};
 pub use verifications::{NewVerification, Verification};
 
-/// Opens the database at `url`; for SQLite the file's directory is created and WAL mode switched on.
+/// Opens the database at `url`; for SQLite the file's directory is created (0700) and WAL mode switched on, and the
+/// file is created 0600 (its WAL and shared-memory files follow its mode), older ones tightened.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if let Some(path) = sqlite_path(url) {
-        if let Some(dir) = std::path::Path::new(&path).parent() {
+        let path = std::path::Path::new(&path);
+        if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
+                crate::files::create_dir(dir)
                     .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
             }
+        }
+        // Only where the URL lets SQLite create the file (`mode=rwc`, as the default URL has it): elsewhere a missing
+        // file stays an error.
+        if url.contains("mode=rwc") {
+            crate::files::create_file_if_missing(path)
+                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", path.display())))?;
+        }
+        for f in crate::files::sqlite_files(path) {
+            crate::files::tighten(&f);
         }
     }
     let mut opts = ConnectOptions::new(url.to_string());

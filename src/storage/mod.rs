@@ -1,7 +1,8 @@
 //! The object store for images: a local directory by default (shared storage makes instances stateless).
 use std::path::{Path, PathBuf};
 
-/// Stores blobs under keys like `contrast/<certify_id>`; writes are atomic (temporary file, then rename).
+/// Stores blobs under keys like `contrast/<certify_id>`; writes are atomic (temporary file, then rename). Directories
+/// are created 0700 and objects 0600: they are people's faces.
 #[derive(Clone, Debug)]
 pub struct ObjectStore {
     root: PathBuf,
@@ -34,13 +35,16 @@ impl ObjectStore {
     pub async fn put(&self, key: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        tokio::fs::create_dir_all(dir).await?;
+        crate::files::create_dir_async(dir).await?;
         let tmp = dir.join(format!(
             ".{}.tmp-{}",
             key.replace('/', "_"),
             rand::random::<u64>()
         ));
-        tokio::fs::write(&tmp, bytes).await?;
+        if let Err(e) = crate::files::write_new_async(&tmp, bytes).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
         if let Err(e) = tokio::fs::rename(&tmp, &path).await {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
@@ -80,6 +84,14 @@ mod tests {
         store.delete("contrast/abc").await.unwrap();
         store.delete("contrast/abc").await.unwrap();
         assert_eq!(store.get("contrast/abc").await.unwrap(), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            store.put("faces/x", b"img").await.unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("faces")), 0o700);
+            assert_eq!(mode(&dir.path().join("faces/x")), 0o600);
+        }
         for bad in ["", "../x", "a//b", "a/../b", "/abs"] {
             assert!(store.put(bad, b"x").await.is_err(), "{bad}");
         }

@@ -22,7 +22,7 @@ const crypto = require('node:crypto');
 
 const ROOT = path.resolve(__dirname, '../../templates');
 const CSP = "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self' 'unsafe-inline'; " +
-  "script-src 'self'; connect-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'self'";
+  "script-src 'self'; connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'";
 
 function escapeHtml(v) {
   return String(v).replace(/[&<>"'/]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#x27;', '/': '&#x2F;' })[c]);

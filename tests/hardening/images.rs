@@ -138,6 +138,7 @@ fn setup(backend: Backend) -> Setup {
             ("SHIREN_AUTHORITY_URL", authority.url.as_str()),
             ("SHIREN_AUTHORITY_SECRET", "hardening-test-secret"),
             ("SHIREN_AUTHORITY_TIMEOUT_MS", "500"),
+            ("SHIREN_TEST_ALLOW_HTTP_AUTHORITY", "1"),
             ("SHIREN_ANALYSIS_CONCURRENCY", "2"),
         ],
     );

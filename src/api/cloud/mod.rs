@@ -64,6 +64,7 @@ pub async fn picture(
         Ok(Some(jpeg)) => Response::builder()
             .content_type("image/jpeg")
             .header(header::CACHE_CONTROL, "private, no-store")
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
             .body(jpeg),
         Ok(None) => Response::builder()
             .status(StatusCode::NOT_FOUND)

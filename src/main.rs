@@ -212,7 +212,8 @@ enum AppCommand {
         /// File with the app's public key: PEM SubjectPublicKeyInfo, PKCS#1 PEM, or the bare base64 body.
         #[arg(long)]
         public_key: PathBuf,
-        /// Allowed prefix of `merchant_config.return_url` (repeatable). Without any, every http(s) URL is allowed.
+        /// Allowed prefix of `merchant_config.return_url` (repeatable): `https://m.example/back`, or an app scheme
+        /// such as `alipays://`. Without any, every http(s) URL is allowed (and no app scheme).
         #[arg(long = "return-url")]
         return_url: Vec<String>,
     },

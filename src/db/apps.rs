@@ -70,8 +70,12 @@ impl NewApp {
             return Err("the name must be 1-128 characters".into());
         }
         for prefix in &return_url_prefixes {
-            if !crate::certify::request::return_url_allowed(prefix, &[]) {
-                return Err(format!("return URL prefix {prefix} is not an absolute URL"));
+            if !crate::certify::request::return_url_prefix_ok(prefix) {
+                return Err(format!(
+                    "return URL prefix {prefix:?} is not allowed: use an http(s) URL with a host \
+                     (https://m.example/back) or an app scheme (alipays://), without whitespace, control \
+                     characters, backslashes or user info; script, data and local-file schemes are never allowed"
+                ));
             }
         }
         let public_key = AppPublicKey::parse(public_key_text)
@@ -183,4 +187,35 @@ pub async fn set_status(
     active.updated_at = Set(now);
     active.update(db).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+
+    fn public_pem(bits: usize) -> String {
+        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).unwrap();
+        private
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+    }
+
+    #[test]
+    fn return_url_prefixes_are_checked_at_registration() {
+        let pem = public_pem(2048);
+        let ok = |p: &str| NewApp::parse("a1", "A", &pem, vec![p.to_string()]);
+        assert!(ok("https://m.example/back").is_ok());
+        assert!(ok("alipays://").is_ok());
+        for bad in [
+            "javascript:",
+            "data:text/html",
+            "https://u@evil/",
+            "m.example",
+        ] {
+            let err = ok(bad).unwrap_err();
+            assert!(err.contains("is not allowed"), "{err}");
+        }
+    }
 }

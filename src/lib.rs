@@ -262,6 +262,7 @@ pub fn build_app(ctx: Arc<AppContext>) -> impl poem::Endpoint {
 /// `shiren serve`: migrate, load or create the gateway key, bind, print the address, serve until Ctrl-C/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = open_database(&config).await?;
+    db::apps::warn_legacy_keys(&db).await;
     // The face engine: provisioned on first run (with progress), verified on every start, loaded once.
     let models_dir = config.effective_models_dir();
     let settings = face::engine::EngineSettings::from_config(&config);

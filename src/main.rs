@@ -203,7 +203,7 @@ enum ModelsCommand {
 
 #[derive(Subcommand)]
 enum AppCommand {
-    /// Register a merchant app with its RSA public key.
+    /// Register a merchant app with its RSA public key (at least 2048 bits unless `[gateway] allow_legacy_rsa_keys`).
     Create {
         #[arg(long)]
         app_id: String,
@@ -349,8 +349,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 } => {
                     let text = std::fs::read_to_string(&public_key)
                         .with_context(|| format!("cannot read {}", public_key.display()))?;
-                    let new = NewApp::parse(&app_id, &name, &text, return_url)
-                        .map_err(anyhow::Error::msg)?;
+                    let new = NewApp::parse(
+                        &app_id,
+                        &name,
+                        &text,
+                        return_url,
+                        config.gateway.allow_legacy_rsa_keys,
+                    )
+                    .map_err(anyhow::Error::msg)?;
                     let app = db::apps::insert(&database, new, now()).await?;
                     println!(
                         "created app {} ({}, RSA-{})",

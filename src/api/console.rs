@@ -498,7 +498,13 @@ async fn app_create(
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    let new = match db::NewApp::parse(&f.app_id, &f.name, &f.public_key, prefixes) {
+    let new = match db::NewApp::parse(
+        &f.app_id,
+        &f.name,
+        &f.public_key,
+        prefixes,
+        ctx.config.gateway.allow_legacy_rsa_keys,
+    ) {
         Ok(n) => n,
         Err(e) => {
             return apps_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&e), Some(&f)).await

@@ -326,18 +326,21 @@ impl CloudGate {
             params.entry(k.clone()).or_insert_with(|| v.clone());
         }
 
-        let action = action_of(req).ok_or(GateError::MissingParameter("Action"))?;
-        let version = req
-            .header("x-acs-version")
-            .or_else(|| params.get("Version").cloned())
-            .ok_or(GateError::MissingParameter("Version"))?;
+        let authorization = req.header("authorization");
+        let style = if authorization.is_some() {
+            Style::Acs3
+        } else {
+            Style::Rpc
+        };
+        let action = common_value(req, &params, style, "x-acs-action", "Action")?;
+        let version = common_value(req, &params, style, "x-acs-version", "Version")?;
         if version.trim() != VERSION {
             return Err(GateError::InvalidVersion);
         }
         let now = self.clock.now();
         self.maybe_purge(now);
 
-        let caller = if let Some(auth) = req.header("authorization") {
+        let caller = if let Some(auth) = authorization {
             self.check_acs3(req, &auth, &query_pairs, now).await?
         } else if params.contains_key("Signature") {
             self.check_rpc(req, &params, now).await?
@@ -550,7 +553,42 @@ fn check_nonce_shape(nonce: &str) -> Result<(), GateError> {
     Ok(())
 }
 
-/// The action: the `x-acs-action` header, else the `Action` parameter of the query or the form body.
+/// How a request is signed, which decides what the signature covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    /// ACS3-HMAC-SHA256: the query, the body (through its hash) and the headers named in SignedHeaders, which must
+    /// include `x-acs-action` and `x-acs-version` when they are sent.
+    Acs3,
+    /// RPC HMAC-SHA1: the parameters of the query and the form body only; no header is signed.
+    Rpc,
+}
+
+/// A common value (`Action`, `Version`) given as a header or as a parameter. The parameter is signed in both styles,
+/// the header only in ACS3. So in RPC style the parameter is required and decides, and a header naming something
+/// else is refused instead of obeyed (it could be added to a signed request by anyone); in either style a header and
+/// a parameter that disagree are refused.
+fn common_value(
+    req: &CloudRequest,
+    params: &Params,
+    style: Style,
+    header: &'static str,
+    param: &'static str,
+) -> Result<String, GateError> {
+    let from_header = req.header(header).filter(|v| !v.is_empty());
+    let from_param = params.get(param).filter(|v| !v.is_empty()).cloned();
+    match (from_header, from_param) {
+        (Some(h), Some(p)) if h != p => Err(GateError::InvalidParameter(format!(
+            "The {header} header and the {param} parameter differ; send one value (with HMAC-SHA1 signing only the \
+             {param} parameter is signed)."
+        ))),
+        (_, Some(p)) => Ok(p),
+        (Some(h), None) if style == Style::Acs3 => Ok(h),
+        _ => Err(GateError::MissingParameter(param)),
+    }
+}
+
+/// The action named by a request, read without decoding everything (for the log line of a refused request only;
+/// `common_value` decides which action runs).
 fn action_of(req: &CloudRequest) -> Option<String> {
     if let Some(a) = req.header("x-acs-action").filter(|a| !a.is_empty()) {
         return Some(a);
@@ -659,6 +697,67 @@ mod tests {
         assert!(!plausible_action("Describe.Face"));
         assert!(!plausible_action(""));
         assert!(plausible_action("DescribeFaceVerify"));
+    }
+
+    #[test]
+    fn rpc_style_takes_the_signed_action_and_refuses_a_different_header() {
+        let params = |pairs: &[(&str, &str)]| -> Params {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let action = |headers: &[(&str, &str)], p: &[(&str, &str)], style| {
+            common_value(
+                &req(headers, "", ""),
+                &params(p),
+                style,
+                "x-acs-action",
+                "Action",
+            )
+        };
+        let describe = [("Action", "DescribeFaceVerify")];
+        for style in [Style::Rpc, Style::Acs3] {
+            // The parameter alone, or repeated by the header (as the legacy SDKs send it).
+            assert_eq!(action(&[], &describe, style).unwrap(), "DescribeFaceVerify");
+            assert_eq!(
+                action(&[("x-acs-action", "DescribeFaceVerify")], &describe, style).unwrap(),
+                "DescribeFaceVerify"
+            );
+            assert_eq!(
+                action(&[("x-acs-action", "")], &describe, style).unwrap(),
+                "DescribeFaceVerify"
+            );
+            // A header naming another action is never obeyed.
+            let e = action(&[("x-acs-action", "InitFaceVerify")], &describe, style).unwrap_err();
+            assert_eq!(e.parts().1, "InvalidParameter", "{style:?}");
+            assert_eq!(
+                action(&[], &[], style).unwrap_err(),
+                GateError::MissingParameter("Action")
+            );
+        }
+        // Only ACS3 signs the header, so only there may it stand alone.
+        let header_only = [("x-acs-action", "InitFaceVerify")];
+        assert_eq!(
+            action(&header_only, &[], Style::Acs3).unwrap(),
+            "InitFaceVerify"
+        );
+        assert_eq!(
+            action(&header_only, &[], Style::Rpc).unwrap_err(),
+            GateError::MissingParameter("Action")
+        );
+        // The version follows the same rule.
+        let v = |headers: &[(&str, &str)], style| {
+            common_value(
+                &req(headers, "", ""),
+                &params(&[("Version", VERSION)]),
+                style,
+                "x-acs-version",
+                "Version",
+            )
+        };
+        assert_eq!(v(&[], Style::Rpc).unwrap(), VERSION);
+        assert!(v(&[("x-acs-version", "2017-01-01")], Style::Rpc).is_err());
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Config {
     pub billing: BillingConfig,
     /// The bound on concurrent image decoding and face analysis (`[analysis]`).
     pub analysis: AnalysisConfig,
+    /// The Alipay-style gateway's merchant apps (`[gateway]`).
+    pub gateway: GatewayConfig,
     /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
     /// one is on (`[testing]`).
     pub testing: TestingConfig,
@@ -268,6 +270,15 @@ pub struct BillingConfig {
     pub utc_offset: crate::billing::Calendar,
 }
 
+/// Merchant apps of the Alipay-style gateway.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Register merchant RSA keys of fewer than 2048 bits (1024 at least), which are refused otherwise
+    /// (`SHIREN_ALLOW_LEGACY_RSA_KEYS=1`; default off). Only for a merchant that cannot replace an old key yet.
+    pub allow_legacy_rsa_keys: bool,
+}
+
 /// Defaults of the hosted flow and the decision.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -381,6 +392,7 @@ impl Default for Config {
             cloud: CloudConfig::default(),
             billing: BillingConfig::default(),
             analysis: AnalysisConfig::default(),
+            gateway: GatewayConfig::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -423,6 +435,7 @@ impl fmt::Debug for Config {
             .field("callback", &self.callback)
             .field("cloud", &self.cloud)
             .field("billing", &self.billing)
+            .field("gateway", &self.gateway)
             .field("testing", &self.testing)
             .finish()
     }
@@ -616,6 +629,9 @@ impl Config {
                     message: crate::billing::calendar::OFFSET_EXPECTED.into(),
                 })?;
         }
+        if let Some(v) = get("SHIREN_ALLOW_LEGACY_RSA_KEYS") {
+            self.gateway.allow_legacy_rsa_keys = matches!(v.trim(), "1" | "true" | "yes");
+        }
         if let Some(v) = get("SHIREN_MATCH_FAR") {
             self.decision.match_far = v.trim().to_string();
         }
@@ -779,6 +795,20 @@ mod tests {
             .apply_env(|k| (k == "SHIREN_BILLING_UTC_OFFSET").then(|| "+25:00".to_string()))
             .unwrap_err();
         assert!(err.to_string().contains("SHIREN_BILLING_UTC_OFFSET"));
+    }
+
+    #[test]
+    fn legacy_rsa_keys_are_off_unless_set() {
+        assert!(!Config::default().gateway.allow_legacy_rsa_keys);
+        let c: Config = toml::from_str("[gateway]\nallow_legacy_rsa_keys = true\n").unwrap();
+        assert!(c.gateway.allow_legacy_rsa_keys);
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "SHIREN_ALLOW_LEGACY_RSA_KEYS").then(|| "1".to_string()))
+            .unwrap();
+        assert!(c.gateway.allow_legacy_rsa_keys);
+        c.apply_env(|k| (k == "SHIREN_ALLOW_LEGACY_RSA_KEYS").then(|| "0".to_string()))
+            .unwrap();
+        assert!(!c.gateway.allow_legacy_rsa_keys);
     }
 
     #[test]

@@ -275,6 +275,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     files::secure_data_dir(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let db = open_database(&config).await?;
+    db::apps::warn_legacy_keys(&db).await;
     // The face engine: provisioned on first run (with progress), verified on every start, loaded once.
     let models_dir = config.effective_models_dir();
     let settings = face::engine::EngineSettings::from_config(&config);

@@ -203,7 +203,7 @@ enum ModelsCommand {
 
 #[derive(Subcommand)]
 enum AppCommand {
-    /// Register a merchant app with its RSA public key.
+    /// Register a merchant app with its RSA public key (at least 2048 bits unless `[gateway] allow_legacy_rsa_keys`).
     Create {
         #[arg(long)]
         app_id: String,
@@ -212,7 +212,8 @@ enum AppCommand {
         /// File with the app's public key: PEM SubjectPublicKeyInfo, PKCS#1 PEM, or the bare base64 body.
         #[arg(long)]
         public_key: PathBuf,
-        /// Allowed prefix of `merchant_config.return_url` (repeatable). Without any, every http(s) URL is allowed.
+        /// Allowed prefix of `merchant_config.return_url` (repeatable): `https://m.example/back`, or an app scheme
+        /// such as `alipays://`. Without any, every http(s) URL is allowed (and no app scheme).
         #[arg(long = "return-url")]
         return_url: Vec<String>,
     },
@@ -348,8 +349,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 } => {
                     let text = std::fs::read_to_string(&public_key)
                         .with_context(|| format!("cannot read {}", public_key.display()))?;
-                    let new = NewApp::parse(&app_id, &name, &text, return_url)
-                        .map_err(anyhow::Error::msg)?;
+                    let new = NewApp::parse(
+                        &app_id,
+                        &name,
+                        &text,
+                        return_url,
+                        config.gateway.allow_legacy_rsa_keys,
+                    )
+                    .map_err(anyhow::Error::msg)?;
                     let app = db::apps::insert(&database, new, now()).await?;
                     println!(
                         "created app {} ({}, RSA-{})",

@@ -414,6 +414,19 @@ struct Notice {
     ok: Option<String>,
 }
 
+/// The `ok` notice, shown only when it is one the console sends itself after a change (`created app ID`, …) and
+/// names an app or scene that exists: a link cannot put other words on the console.
+fn known_notice<'a>(ok: Option<&'a str>, verbs: &[&str], ids: &[String]) -> Option<&'a str> {
+    let ok = ok?;
+    verbs
+        .iter()
+        .any(|verb| {
+            ok.strip_prefix(verb)
+                .is_some_and(|id| ids.iter().any(|i| i == id))
+        })
+        .then_some(ok)
+}
+
 async fn apps_page(
     ctx: &AppContext,
     op: &Operator,
@@ -445,7 +458,11 @@ async fn apps_page(
             .collect::<Vec<_>>(),
     );
     c.insert("gateway_key", &ctx.gateway.public_key_pem());
-    c.insert("ok", &ok);
+    let ids: Vec<String> = list.iter().map(|a| a.app_id.clone()).collect();
+    c.insert(
+        "ok",
+        &known_notice(ok, &["created app ", "disabled app "], &ids),
+    );
     c.insert("error", &error);
     c.insert(
         "form",
@@ -498,7 +515,13 @@ async fn app_create(
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    let new = match db::NewApp::parse(&f.app_id, &f.name, &f.public_key, prefixes) {
+    let new = match db::NewApp::parse(
+        &f.app_id,
+        &f.name,
+        &f.public_key,
+        prefixes,
+        ctx.config.gateway.allow_legacy_rsa_keys,
+    ) {
         Ok(n) => n,
         Err(e) => {
             return apps_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&e), Some(&f)).await
@@ -593,7 +616,11 @@ async fn scenes_page(
     );
     c.insert("products", scenes::PRODUCTS);
     c.insert("liveness_levels", scenes::LIVENESS_LEVELS);
-    c.insert("ok", &ok);
+    let ids: Vec<String> = list.iter().map(|s| s.scene_id.to_string()).collect();
+    c.insert(
+        "ok",
+        &known_notice(ok, &["created scene ", "updated scene "], &ids),
+    );
     c.insert("error", &error);
     render(ctx, status, "console/scenes.html", &c)
 }
@@ -1137,6 +1164,29 @@ async fn billing_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_consoles_own_notices_are_shown() {
+        let ids = vec!["shop_1".to_string()];
+        let verbs = ["created app ", "disabled app "];
+        assert_eq!(
+            known_notice(Some("created app shop_1"), &verbs, &ids),
+            Some("created app shop_1")
+        );
+        assert_eq!(
+            known_notice(Some("disabled app shop_1"), &verbs, &ids),
+            Some("disabled app shop_1")
+        );
+        for planted in [
+            "created app shop_2",
+            "created app shop_1 — your key leaked, call 400-000-0000",
+            "您的密钥已泄露，请立即拨打客服热线",
+            "",
+        ] {
+            assert_eq!(known_notice(Some(planted), &verbs, &ids), None, "{planted}");
+        }
+        assert_eq!(known_notice(None, &verbs, &ids), None);
+    }
 
     fn ctx_with(nav: &str) -> tera::Context {
         let mut c = tera::Context::new();

@@ -65,14 +65,66 @@ fn into_response(reply: Reply, ctx: &AppContext) -> Response {
             .header("Referrer-Policy", "no-referrer")
             .finish(),
         Reply::Page { status, error } => {
-            let node = error.node();
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            let (message, code) = page_text(status, &error);
             crate::api::h5::error_page(
                 ctx,
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                status,
                 "无法开始认证 / Cannot start verification",
-                &node.sub_msg,
-                node.sub_code,
+                message,
+                code,
             )
         }
+    }
+}
+
+/// What the HTML page of a failed `certify` shows: a fixed message and the sub-code, never the error's text, which
+/// can carry what the request said (the string-to-sign of a bad signature holds every parameter). Anyone can craft
+/// such a link, and the page is on the verification domain users are told to trust. The detail goes to the log:
+/// the error's own text, which for a bad signature is not the string-to-sign, escaped (`?`) so that it stays on one
+/// line.
+fn page_text(status: StatusCode, error: &GatewayError) -> (&'static str, &'static str) {
+    let node = error.node();
+    tracing::info!(
+        code = node.code,
+        sub_code = node.sub_code,
+        detail = ?error.to_string().chars().take(200).collect::<String>(),
+        "certify page refused"
+    );
+    let message = if status.is_server_error() {
+        "服务暂时不可用，请稍后重试。The service is temporarily unavailable. Please try again shortly."
+    } else {
+        "认证无法开始，请回到商户应用重新发起。This verification could not be started. Please start again from the merchant's app."
+    };
+    (message, node.sub_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certify::CertifyError;
+
+    #[test]
+    fn certify_error_pages_show_a_fixed_message_and_the_sub_code_only() {
+        let planted = "您的认证已失效，请立即拨打客服热线 400-000-0000";
+        let errors = [
+            GatewayError::InvalidSignature {
+                string_to_sign: format!("app_id=1&biz_content={planted}"),
+            },
+            GatewayError::InvalidParameter(planted.into()),
+            GatewayError::Business(CertifyError::InvalidParameter(planted.into())),
+            GatewayError::InvalidMethod(planted.into()),
+        ];
+        for e in &errors {
+            let (message, code) = page_text(StatusCode::BAD_REQUEST, e);
+            assert!(!message.contains(planted) && !code.contains(planted));
+            assert_eq!(code, e.node().sub_code);
+        }
+        let (message, code) = page_text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &GatewayError::Internal(anyhow::anyhow!("db down")),
+        );
+        assert!(message.contains("temporarily unavailable") && !message.contains("db down"));
+        assert_eq!(code, "isp.unknow-error");
     }
 }

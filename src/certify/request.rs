@@ -247,27 +247,209 @@ pub fn decode_picture(b64: &str, max_bytes: usize) -> Result<Vec<u8>, CertifyErr
     }
 }
 
-/// Whether `url` may be used as a return URL: it must start with one of the app's registered prefixes when it has
-/// any (no open redirect), and be an absolute http(s) URL or an app scheme URL.
+/// Why a return URL is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnUrlRefusal {
+    /// Not a URL a browser may be sent to from the verification domain: not an absolute `http(s)://host…` URL nor
+    /// one of an app scheme the app registered (`alipays://…`), or it holds control characters, whitespace,
+    /// invisible characters, a backslash, user info or an empty host.
+    NotAllowedUrl,
+    /// A well-formed URL outside every return URL prefix registered for the app.
+    NotRegistered,
+}
+
+/// What a return URL must be, as said to merchants.
+pub const RETURN_URL_RULE: &str = "merchant_config.return_url must be an absolute http(s) URL with a host (or use an \
+     app scheme registered for this app, e.g. alipays://), without whitespace, control characters, backslashes or \
+     user info";
+
+/// Longest return URL (and prefix).
+pub const MAX_RETURN_URL_LEN: usize = 2048;
+
+/// Schemes never admitted, even registered: they run script, show attacker-supplied content or read local data in
+/// the browser that opened the verification page.
+const NEVER_SCHEMES: &[&str] = &[
+    "javascript",
+    "vbscript",
+    "livescript",
+    "data",
+    "file",
+    "blob",
+    "filesystem",
+    "about",
+    "view-source",
+    "jar",
+    "mhtml",
+    "chrome",
+    "chrome-extension",
+    "moz-extension",
+    "resource",
+    "ms-appx",
+    "ms-appx-web",
+];
+
+/// Checks `url` as a return URL of an app with these registered `prefixes`. Without prefixes any absolute
+/// `http(s)://host…` URL is allowed; with prefixes the URL must start with one of them at a boundary, and app
+/// schemes (`alipays:`) are allowed only through a registered prefix of that scheme.
+pub fn check_return_url(url: &str, prefixes: &[String]) -> Result<(), ReturnUrlRefusal> {
+    let scheme = url_scheme(url).ok_or(ReturnUrlRefusal::NotAllowedUrl)?;
+    let web = is_web_scheme(&scheme);
+    if web {
+        if !web_authority_ok(url, &scheme) {
+            return Err(ReturnUrlRefusal::NotAllowedUrl);
+        }
+    } else if NEVER_SCHEMES.contains(&scheme.as_str()) || url.len() <= scheme.len() + 1 {
+        return Err(ReturnUrlRefusal::NotAllowedUrl);
+    }
+    let usable: Vec<&String> = prefixes
+        .iter()
+        .filter(|p| return_url_prefix_ok(p))
+        .collect();
+    if prefixes.is_empty() {
+        return if web {
+            Ok(())
+        } else {
+            Err(ReturnUrlRefusal::NotAllowedUrl)
+        };
+    }
+    if !web
+        && !usable
+            .iter()
+            .any(|p| url_scheme(p).as_deref() == Some(scheme.as_str()))
+    {
+        return Err(ReturnUrlRefusal::NotAllowedUrl);
+    }
+    if usable.iter().any(|p| prefix_matches(url, p)) {
+        Ok(())
+    } else {
+        Err(ReturnUrlRefusal::NotRegistered)
+    }
+}
+
+/// Whether `url` may be used as a return URL (see `check_return_url`).
 pub fn return_url_allowed(url: &str, prefixes: &[String]) -> bool {
-    let has_scheme = url.split_once("://").is_some_and(|(scheme, rest)| {
-        !scheme.is_empty()
-            && scheme
+    check_return_url(url, prefixes).is_ok()
+}
+
+/// Whether `prefix` may be registered as a return URL prefix: `https://m.example/…` (an http(s) URL with a host),
+/// a whole scheme (`alipays://` or `alipays:`; `https://` admits every https URL), or the start of an app-scheme URL
+/// (`alipays://platformapi/startapp`). Never a scheme of `NEVER_SCHEMES`.
+pub fn return_url_prefix_ok(prefix: &str) -> bool {
+    let Some(scheme) = url_scheme(prefix) else {
+        return false;
+    };
+    if NEVER_SCHEMES.contains(&scheme.as_str()) {
+        return false;
+    }
+    let rest = &prefix[scheme.len() + 1..];
+    if rest.is_empty() || rest == "//" {
+        return true;
+    }
+    if is_web_scheme(&scheme) {
+        web_authority_ok(prefix, &scheme)
+    } else {
+        true
+    }
+}
+
+fn is_web_scheme(scheme: &str) -> bool {
+    scheme == "https" || scheme == "http"
+}
+
+/// Characters no return URL may hold: controls (browsers drop tabs and newlines anywhere and strip leading
+/// controls and spaces, so `java\tscript:` would become `javascript:`), any whitespace, backslashes (read as `/` in
+/// http(s) URLs: `https:\\evil`), and invisible format characters (zero-width, bidirectional overrides).
+fn forbidden_char(c: char) -> bool {
+    c.is_control()
+        || c.is_whitespace()
+        || c == '\\'
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFFB}'
+        )
+}
+
+/// The scheme of an absolute URL, lowercased: a letter, then letters, digits, `+`, `-` or `.`, before the first
+/// `:`. `None` for relative URLs, oversized ones, and any URL with a forbidden character.
+fn url_scheme(url: &str) -> Option<String> {
+    if url.is_empty() || url.len() > MAX_RETURN_URL_LEN || url.chars().any(forbidden_char) {
+        return None;
+    }
+    let (scheme, _) = url.split_once(':')?;
+    let ok = scheme.len() <= 32
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    ok.then(|| scheme.to_ascii_lowercase())
+}
+
+/// An http(s) URL is `scheme://host[:port]` followed by nothing, `/`, `?` or `#`. The host is a name of letters,
+/// digits, `-` and `.` (non-ASCII letters of international names allowed) or a bracketed IPv6 address; no user info
+/// (`https://m.example@evil/`), no empty host (`https:///evil`, which browsers read as `https://evil`), and the two
+/// slashes are required (`https:evil` is read as `https://evil`).
+fn web_authority_ok(url: &str, scheme: &str) -> bool {
+    let Some(rest) = url[scheme.len() + 1..].strip_prefix("//") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((addr, after)) = v6.split_once(']') else {
+            return false;
+        };
+        if addr.is_empty()
+            || !addr
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-            && !rest.is_empty()
-    });
-    let scheme_ok = has_scheme && !url.to_ascii_lowercase().starts_with("javascript:");
-    scheme_ok && (prefixes.is_empty() || prefixes.iter().any(|p| prefix_matches(url, p)))
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match after {
+            "" => (addr, None),
+            p => match p.strip_prefix(':') {
+                Some(port) => (addr, Some(port)),
+                None => return false,
+            },
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && (authority.starts_with('[')
+            || host
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '.'))
+        && !host.starts_with('.');
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
 }
 
 /// `url` starts with `prefix` at a boundary: `https://m.example` admits `https://m.example/x` but not
-/// `https://m.example.evil/`.
+/// `https://m.example.evil/`; `alipays:` and `alipays://` admit every URL of that scheme.
 fn prefix_matches(url: &str, prefix: &str) -> bool {
     let Some(rest) = url.strip_prefix(prefix) else {
         return false;
     };
-    prefix.ends_with(['/', '?', '#', '&', '='])
+    prefix.ends_with([':', '/', '?', '#', '&', '='])
         || rest.is_empty()
         || rest.starts_with(['/', '?', '#'])
 }
@@ -430,7 +612,6 @@ mod tests {
         ));
         assert!(!return_url_allowed("https://evil/", &prefixes));
         assert!(return_url_allowed("https://anything/", &[]));
-        assert!(return_url_allowed("alipays://platformapi/startapp", &[]));
         assert!(!return_url_allowed("javascript://alert(1)", &[]));
         assert!(!return_url_allowed("/relative", &[]));
         let origin = vec!["https://m.example".to_string()];
@@ -438,5 +619,241 @@ mod tests {
         assert!(return_url_allowed("https://m.example/x", &origin));
         assert!(!return_url_allowed("https://m.example.evil/x", &origin));
         assert!(!return_url_allowed("https://m.example@evil/x", &origin));
+    }
+
+    /// Every scheme a browser acts on, in several cases: without registered prefixes only http(s) passes.
+    #[test]
+    fn without_prefixes_only_web_urls_pass() {
+        let web = ["http", "https"];
+        let others = [
+            "javascript",
+            "vbscript",
+            "livescript",
+            "data",
+            "file",
+            "blob",
+            "filesystem",
+            "about",
+            "view-source",
+            "intent",
+            "alipays",
+            "alipay",
+            "weixin",
+            "ftp",
+            "ws",
+            "wss",
+            "mailto",
+            "tel",
+            "sms",
+            "jar",
+            "mhtml",
+            "chrome",
+            "ms-appx",
+            "x-custom+app.v1",
+        ];
+        let cases = |scheme: &str| {
+            vec![scheme.to_string(), scheme.to_ascii_uppercase(), {
+                let mut c = scheme.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            }]
+        };
+        for scheme in web {
+            for s in cases(scheme) {
+                for url in [
+                    format!("{s}://m.example/back"),
+                    format!("{s}://m.example"),
+                    format!("{s}://m.example:8443/b?x=1#y"),
+                    format!("{s}://[2001:db8::1]:8443/b"),
+                    format!("{s}://银行.example/回调"),
+                ] {
+                    assert_eq!(check_return_url(&url, &[]), Ok(()), "{url}");
+                }
+            }
+        }
+        for scheme in others {
+            for s in cases(scheme) {
+                for url in [
+                    format!("{s}://m.example/back"),
+                    format!("{s}:alert(document.domain)"),
+                    format!("{s}:text/html;base64,PHNjcmlwdD4="),
+                    format!("{s}://platformapi/startapp?appId=20000067"),
+                ] {
+                    assert_eq!(
+                        check_return_url(&url, &[]),
+                        Err(ReturnUrlRefusal::NotAllowedUrl),
+                        "{url}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn control_whitespace_and_invisible_characters_are_refused_anywhere() {
+        let bad_chars = [
+            '\0', '\t', '\n', '\r', '\x0b', '\x0c', '\x1b', '\x7f', '\u{85}', '\u{a0}', ' ',
+            '\u{2028}', '\u{3000}', '\u{200b}', '\u{200d}', '\u{202e}', '\u{2066}', '\u{feff}',
+            '\u{ad}',
+        ];
+        let base = "https://m.example/back";
+        for c in bad_chars {
+            for i in [0, 5, 8, 10, base.len()] {
+                let mut url = base.to_string();
+                url.insert(i, c);
+                assert_eq!(
+                    check_return_url(&url, &[]),
+                    Err(ReturnUrlRefusal::NotAllowedUrl),
+                    "{url:?}"
+                );
+                let prefixes = vec!["https://m.example/".to_string()];
+                assert!(!return_url_allowed(&url, &prefixes), "{url:?}");
+            }
+            // Split schemes that browsers would join back (`java\tscript:`).
+            let split = format!("java{c}script:alert(1)");
+            assert!(!return_url_allowed(&split, &[]), "{split:?}");
+        }
+        assert!(!return_url_allowed("", &[]));
+        let long = format!("https://m.example/{}", "a".repeat(MAX_RETURN_URL_LEN));
+        assert!(!return_url_allowed(&long, &[]));
+    }
+
+    #[test]
+    fn host_tricks_are_refused() {
+        for url in [
+            "//evil.example/x",
+            "///evil.example/x",
+            "\\\\evil.example/x",
+            "/\\evil.example/x",
+            "https:evil.example/x",
+            "https:/evil.example/x",
+            "https:///evil.example/x",
+            "https:\\\\evil.example/x",
+            "https:/\\evil.example/x",
+            "https://\\evil.example/x",
+            "https://m.example\\@evil.example/x",
+            "https://m.example\\.evil.example/",
+            "https://user@evil.example/",
+            "https://user:pw@evil.example/",
+            "https://m.example%2f@evil.example/",
+            "https://m.example:443@evil.example/",
+            "https://m.example:/x",
+            "https://m.example:99999999/x",
+            "https://.evil.example/",
+            "https://evil。example/",
+            "https://[::1/",
+            "https://[::1]x/",
+            "https://[evil.example]/",
+            "https://",
+            "https:",
+            "1https://m.example/",
+            "+https://m.example/",
+            "m.example/back",
+            "evil.example",
+            "?https://m.example/",
+        ] {
+            assert_eq!(
+                check_return_url(url, &[]),
+                Err(ReturnUrlRefusal::NotAllowedUrl),
+                "{url}"
+            );
+            let prefixes = vec!["https://m.example".to_string(), "alipays://".to_string()];
+            assert!(!return_url_allowed(url, &prefixes), "{url}");
+        }
+    }
+
+    #[test]
+    fn registered_prefixes_admit_their_scheme_and_nothing_else() {
+        for prefix in ["alipays://", "alipays:", "alipays://platformapi/startapp"] {
+            let prefixes = vec![prefix.to_string(), "https://m.example/".to_string()];
+            assert!(return_url_prefix_ok(prefix), "{prefix}");
+            assert_eq!(
+                check_return_url("alipays://platformapi/startapp?appId=1", &prefixes),
+                Ok(()),
+                "{prefix}"
+            );
+            assert_eq!(
+                check_return_url("https://m.example/back", &prefixes),
+                Ok(())
+            );
+            // Another app scheme, or a web URL outside the prefixes.
+            assert_eq!(
+                check_return_url("weixin://dl/business", &prefixes),
+                Err(ReturnUrlRefusal::NotAllowedUrl)
+            );
+            assert_eq!(
+                check_return_url("intent://scan#Intent;scheme=x;end", &prefixes),
+                Err(ReturnUrlRefusal::NotAllowedUrl)
+            );
+            assert_eq!(
+                check_return_url("https://evil.example/", &prefixes),
+                Err(ReturnUrlRefusal::NotRegistered)
+            );
+            assert_eq!(
+                check_return_url("javascript:alert(1)", &prefixes),
+                Err(ReturnUrlRefusal::NotAllowedUrl)
+            );
+        }
+        // A path prefix of an app scheme holds at its boundary.
+        let prefixes = vec!["alipays://platformapi/startapp".to_string()];
+        assert_eq!(
+            check_return_url("alipays://platformapi/startappx", &prefixes),
+            Err(ReturnUrlRefusal::NotRegistered)
+        );
+        // `https://` registers every https URL, and still refuses user info and empty hosts.
+        let any_https = vec!["https://".to_string()];
+        assert!(return_url_allowed("https://anything.example/x", &any_https));
+        assert!(!return_url_allowed("http://anything.example/x", &any_https));
+        assert!(!return_url_allowed("https://u@evil.example/", &any_https));
+        assert!(!return_url_allowed("https:///evil.example/", &any_https));
+        // Intent URLs only when registered.
+        let intents = vec!["intent://".to_string()];
+        assert!(return_url_allowed(
+            "intent://scan#Intent;scheme=zxing;end",
+            &intents
+        ));
+    }
+
+    #[test]
+    fn prefixes_that_can_never_be_registered() {
+        for prefix in [
+            "javascript:",
+            "JavaScript://",
+            "data:",
+            "data:text/html",
+            "vbscript:",
+            "file://",
+            "blob:",
+            "about:",
+            "view-source:",
+            "https://m.example@evil/",
+            "https:///x",
+            "https:m.example",
+            "https://m.example\\x",
+            "https://m.example/ x",
+            "//m.example/",
+            "m.example",
+            "",
+            "\u{200b}https://m.example/",
+        ] {
+            assert!(!return_url_prefix_ok(prefix), "{prefix:?}");
+            // Stored before these rules, such a prefix admits nothing.
+            let prefixes = vec![prefix.to_string()];
+            assert!(!return_url_allowed("javascript:alert(1)", &prefixes));
+            assert!(!return_url_allowed("data:text/html,x", &prefixes));
+        }
+        for prefix in [
+            "https://m.example/",
+            "https://m.example",
+            "http://m.example:8080/cb?",
+            "https://",
+            "alipays://",
+            "alipays:",
+            "intent://",
+            "weixin://dl/",
+        ] {
+            assert!(return_url_prefix_ok(prefix), "{prefix}");
+        }
     }
 }

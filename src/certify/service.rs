@@ -10,7 +10,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::error::CertifyError;
-use super::request::{parse_initialize, return_url_allowed, Limits};
+use super::request::{
+    check_return_url, parse_initialize, Limits, ReturnUrlRefusal, RETURN_URL_RULE,
+};
 use super::state::{apply, Event, State, TransitionError};
 use crate::db::verifications::{self, InsertOutcome, NewVerification};
 use crate::db::App;
@@ -159,8 +161,12 @@ impl CertifyService {
             today: self.clock.today(),
         };
         let request = parse_initialize(biz_content, limits)?;
-        if !return_url_allowed(&request.return_url, &app.return_url_prefixes) {
-            return Err(CertifyError::ReturnUrlNotAllowed);
+        match check_return_url(&request.return_url, &app.return_url_prefixes) {
+            Ok(()) => {}
+            Err(ReturnUrlRefusal::NotRegistered) => return Err(CertifyError::ReturnUrlNotAllowed),
+            Err(ReturnUrlRefusal::NotAllowedUrl) => {
+                return Err(CertifyError::InvalidParameter(RETURN_URL_RULE.into()))
+            }
         }
         let digest = request.digest();
         let same_or_conflict = |existing: verifications::Verification| {

@@ -52,14 +52,18 @@ pub fn valid_app_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Smallest merchant RSA key registered unless `[gateway] allow_legacy_rsa_keys` is on.
+pub const MIN_RSA_BITS: usize = 2048;
+
 impl NewApp {
     /// Checks what an operator typed (`shiren app create`, the console) and builds the app to register; the error
-    /// names the first wrong field.
+    /// names the first wrong field. Keys under `MIN_RSA_BITS` are refused unless `allow_legacy_rsa_keys`.
     pub fn parse(
         app_id: &str,
         name: &str,
         public_key_text: &str,
         return_url_prefixes: Vec<String>,
+        allow_legacy_rsa_keys: bool,
     ) -> Result<NewApp, String> {
         let app_id = app_id.trim();
         if !valid_app_id(app_id) {
@@ -70,12 +74,24 @@ impl NewApp {
             return Err("the name must be 1-128 characters".into());
         }
         for prefix in &return_url_prefixes {
-            if !crate::certify::request::return_url_allowed(prefix, &[]) {
-                return Err(format!("return URL prefix {prefix} is not an absolute URL"));
+            if !crate::certify::request::return_url_prefix_ok(prefix) {
+                return Err(format!(
+                    "return URL prefix {prefix:?} is not allowed: use an http(s) URL with a host \
+                     (https://m.example/back) or an app scheme (alipays://), without whitespace, control \
+                     characters, backslashes or user info; script, data and local-file schemes are never allowed"
+                ));
             }
         }
         let public_key = AppPublicKey::parse(public_key_text)
             .map_err(|e| format!("the public key is not usable: {e}"))?;
+        if public_key.bits() < MIN_RSA_BITS && !allow_legacy_rsa_keys {
+            return Err(format!(
+                "the public key has {} bits; merchant RSA keys must have at least {MIN_RSA_BITS} bits. Have the \
+                 merchant generate a {MIN_RSA_BITS}-bit key pair, or, for a merchant that cannot replace an old key \
+                 yet, set [gateway] allow_legacy_rsa_keys = true (SHIREN_ALLOW_LEGACY_RSA_KEYS=1)",
+                public_key.bits()
+            ));
+        }
         Ok(NewApp {
             app_id: app_id.to_string(),
             name: name.to_string(),
@@ -154,6 +170,26 @@ pub async fn find(db: &DatabaseConnection, app_id: &str) -> Result<Option<App>, 
         .transpose()
 }
 
+/// Warns, once per active app, about merchant keys under `MIN_RSA_BITS` (registered before the limit, or with
+/// `[gateway] allow_legacy_rsa_keys`): they keep working, but the operator should ask for a new key.
+pub async fn warn_legacy_keys(db: &DatabaseConnection) {
+    match list(db).await {
+        Ok(apps) => {
+            for a in apps
+                .iter()
+                .filter(|a| a.status == AppStatus::Active && a.public_key.bits() < MIN_RSA_BITS)
+            {
+                tracing::warn!(
+                    app_id = %a.app_id,
+                    bits = a.public_key.bits(),
+                    "merchant app signs with an RSA key under {MIN_RSA_BITS} bits; ask the merchant for a new key"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot check the merchant apps' key sizes"),
+    }
+}
+
 pub async fn list(db: &DatabaseConnection) -> Result<Vec<App>, DbErr> {
     app::Entity::find()
         .order_by_asc(app::Column::AppId)
@@ -183,4 +219,49 @@ pub async fn set_status(
     active.updated_at = Set(now);
     active.update(db).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+
+    fn public_pem(bits: usize) -> String {
+        let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).unwrap();
+        private
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_under_2048_bits_only_with_the_legacy_setting() {
+        let short = public_pem(1024);
+        let err = NewApp::parse("a1", "A", &short, vec![], false).unwrap_err();
+        assert!(
+            err.contains("1024 bits") && err.contains("allow_legacy_rsa_keys"),
+            "{err}"
+        );
+        let app = NewApp::parse("a1", "A", &short, vec![], true).unwrap();
+        assert_eq!(app.public_key.bits(), 1024);
+        let full = public_pem(2048);
+        assert!(NewApp::parse("a2", "A", &full, vec![], false).is_ok());
+    }
+
+    #[test]
+    fn return_url_prefixes_are_checked_at_registration() {
+        let pem = public_pem(2048);
+        let ok = |p: &str| NewApp::parse("a1", "A", &pem, vec![p.to_string()], false);
+        assert!(ok("https://m.example/back").is_ok());
+        assert!(ok("alipays://").is_ok());
+        for bad in [
+            "javascript:",
+            "data:text/html",
+            "https://u@evil/",
+            "m.example",
+        ] {
+            let err = ok(bad).unwrap_err();
+            assert!(err.contains("is not allowed"), "{err}");
+        }
+    }
 }

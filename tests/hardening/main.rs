@@ -5,3 +5,4 @@ mod common;
 
 mod images;
 mod small;
+mod protocol;

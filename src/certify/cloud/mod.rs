@@ -262,10 +262,21 @@ impl CloudService {
         };
         let return_url = match params::optional(params, "ReturnUrl") {
             Some(u) => {
-                if !super::request::return_url_allowed(u, &app.return_url_prefixes) {
-                    return Err(CloudError::invalid(
-                        "ReturnUrl is not under one of the app's registered return URLs",
-                    ));
+                use super::request::{check_return_url, ReturnUrlRefusal};
+                match check_return_url(u, &app.return_url_prefixes) {
+                    Ok(()) => {}
+                    Err(ReturnUrlRefusal::NotRegistered) => {
+                        return Err(CloudError::invalid(
+                            "ReturnUrl is not under one of the app's registered return URLs",
+                        ))
+                    }
+                    Err(ReturnUrlRefusal::NotAllowedUrl) => {
+                        return Err(CloudError::invalid(
+                            "ReturnUrl must be an absolute http(s) URL with a host (or use an app scheme \
+                             registered for this app, e.g. alipays://), without whitespace, control characters, \
+                             backslashes or user info",
+                        ))
+                    }
                 }
                 u.to_string()
             }

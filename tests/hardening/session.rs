@@ -1,7 +1,11 @@
-//! The hosted page's identity before anything else, against a real `shiren serve`: an attempt upload is read only
-//! after its token and browser session are known (fault 4): uploads with made-up tokens or sessions are answered at
-//! once with the body unread, a declared body over the limit too, and a flood of them neither slows the answers
-//! down nor grows the server's memory.
+//! The hosted page's identity before anything else, against a real `shiren serve`:
+//! - an attempt upload is read only after its token and browser session are known (fault 4): uploads with made-up
+//!   tokens or sessions are answered at once with the body unread, a declared body over the limit too, and a flood
+//!   of them neither slows the answers down nor grows the server's memory;
+//! - a verification has one page link and one page session (fault 6): the merchant's signed certify URL replayed
+//!   leads to the same link every time (one token row), a second browser is told `TOKEN_USED` while the first goes
+//!   on, InitFaceVerify retried gives the same CertifyUrl, and the tokens of expired verifications are purged.
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -204,6 +208,15 @@ fn challenge(link: &str, cookie: &str) -> (u16, Value) {
 
 fn token_of(link: &str) -> String {
     link.rsplit('/').next().unwrap().to_string()
+}
+
+fn count_tokens(inst: &Instance, certify_id: &str) -> u64 {
+    let id = certify_id.to_string();
+    inst.db.with(|db| async move {
+        shiren::db::verifications::count_tokens(&db, &id)
+            .await
+            .unwrap()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -454,4 +467,228 @@ fn attempt_uploads_are_read_only_after_token_and_session() {
     let (status, ch) = challenge(&link, &cookie);
     assert_eq!(status, 200, "{ch}");
     assert!(ch["challenge_id"].is_string());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fault 6: one page link and one page session per verification.
+
+fn replayed_certify_url(backend: Backend) {
+    let inst = instance(backend);
+    let server = Serve::start(&inst, &[]);
+    let base = server.addr.clone();
+    let id = initialize(&base, "replay");
+    // The merchant signs the certify URL once; it is then replayed (as an attacker who saw it would).
+    let url = certify_url(&base, &id, 0);
+    let link = follow(&url).expect("certify redirects");
+    for _ in 0..19 {
+        assert_eq!(follow(&url).as_deref(), Ok(link.as_str()), "the same link");
+    }
+    assert_eq!(
+        count_tokens(&inst, &id),
+        1,
+        "one token row after 20 replays"
+    );
+
+    // The first browser binds the page; a second one, with the link or with the certify URL, is refused.
+    let (status, cookie, _) = open(&link, None);
+    assert_eq!(status, 200);
+    let first = cookie.expect("the first browser gets a session");
+    let (status, cookie, body) = open(&follow(&url).unwrap(), None);
+    assert_eq!(status, 403);
+    assert!(body.contains("TOKEN_USED"), "{body}");
+    assert!(cookie.is_none(), "no session for the second browser");
+    let (status, ch) = challenge(&link, "shiren_h5=guess");
+    assert_eq!(
+        (status, ch["code"].as_str()),
+        (403, Some("SESSION_MISSING"))
+    );
+
+    // The first browser goes on, also after following the certify URL again (the merchant's link tapped twice).
+    let (status, ch) = challenge(&link, &first);
+    assert_eq!(status, 200, "{ch}");
+    assert_eq!(ch["attempt"], 1);
+    let again = follow(&url).unwrap();
+    assert_eq!(again, link);
+    let (status, cookie, _) = open(&again, Some(&first));
+    assert_eq!((status, cookie), (200, None));
+    let (status, ch) = challenge(&again, &first);
+    assert_eq!(status, 200, "{ch}");
+    assert_eq!(ch["attempt"], 2);
+
+    // Many replays at once (a replay loop) still leave one row.
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || (0..10).map(|_| follow(&url)).collect::<Vec<_>>())
+        })
+        .collect();
+    for t in threads {
+        for r in t.join().unwrap() {
+            assert_eq!(r.as_deref(), Ok(link.as_str()));
+        }
+    }
+    assert_eq!(
+        count_tokens(&inst, &id),
+        1,
+        "one token row after 100 replays"
+    );
+
+    // Another verification has its own link.
+    let other = initialize(&base, "replay-other");
+    let other_link = follow(&certify_url(&base, &other, 0)).unwrap();
+    assert_ne!(other_link, link);
+    assert_eq!(open(&other_link, None).0, 200);
+
+    // The replay window of a signed certify URL is its timestamp's: the gateway reads it as local time of any
+    // zone from UTC-12 to UTC+14, plus timestamp_skew_secs (900), so it is accepted until 12 h 15 min after the
+    // timestamp read as UTC (20 h 15 min after signing in Beijing, at most 26 h 15 min in UTC+14).
+    let skew = 900;
+    let late = certify_url(&base, &id, -(12 * 3600 + skew - 60));
+    assert_eq!(follow(&late).as_deref(), Ok(link.as_str()));
+    let too_late = certify_url(&base, &id, -(12 * 3600 + skew + 60));
+    let (status, body) = follow(&too_late).unwrap_err();
+    assert_eq!(status, 400);
+    assert!(body.contains("isv.invalid-timestamp"), "{body}");
+}
+
+#[test]
+fn replayed_certify_url_keeps_one_page_session_on_sqlite() {
+    replayed_certify_url(Backend::Sqlite);
+}
+
+#[test]
+fn replayed_certify_url_keeps_one_page_session_on_postgres() {
+    replayed_certify_url(Backend::Postgres);
+}
+
+/// InitFaceVerify of the cloud API (RPC signature) with these parameters; the JSON answer.
+fn init_face_verify(base: &str, key_id: &str, secret: &str, order: &str) -> Value {
+    use shiren::openplatform::acs;
+    let mut p: BTreeMap<String, String> = [
+        ("Action", "InitFaceVerify"),
+        ("Version", "2019-03-07"),
+        ("Format", "JSON"),
+        ("AccessKeyId", key_id),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SceneId", "6120"),
+        ("ProductCode", "LR_FR"),
+        ("OuterOrderNo", order),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    p.insert(
+        "SignatureNonce".into(),
+        hex::encode(rand::random::<[u8; 16]>()),
+    );
+    p.insert(
+        "Timestamp".into(),
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
+    let sig = acs::rpc_signature(secret, &acs::rpc_string_to_sign("POST", &p));
+    p.insert("Signature".into(), sig);
+    let body = p
+        .iter()
+        .map(|(k, v)| format!("{}={}", acs::percent_encode(k), acs::percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    client()
+        .post(format!("{base}/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[test]
+fn retried_init_face_verify_gives_the_same_page() {
+    let inst = instance(Backend::Sqlite);
+    inst.run(&[
+        "scene",
+        "create",
+        "--app-id",
+        APP_ID,
+        "--name",
+        "liveness",
+        "--scene-id",
+        "6120",
+        "--product",
+        "LR_FR",
+    ]);
+    let out = inst.run(&["app", "access-key", "create", APP_ID]);
+    let mut lines = out.lines();
+    let key_id = lines.next().unwrap().strip_prefix("AccessKeyId: ").unwrap();
+    let secret = lines
+        .next()
+        .unwrap()
+        .strip_prefix("AccessKeySecret: ")
+        .unwrap();
+    let server = Serve::start(&inst, &[]);
+    let base = server.addr.clone();
+    let first = init_face_verify(&base, key_id, secret, "cloud-retry");
+    assert_eq!(first["Code"], "200", "{first}");
+    let id = first["ResultObject"]["CertifyId"].as_str().unwrap();
+    let url = first["ResultObject"]["CertifyUrl"].as_str().unwrap();
+    let (status, cookie, _) = open(url, None);
+    assert_eq!(status, 200);
+    for _ in 0..5 {
+        let again = init_face_verify(&base, key_id, secret, "cloud-retry");
+        assert_eq!(again["ResultObject"]["CertifyId"], id, "{again}");
+        assert_eq!(again["ResultObject"]["CertifyUrl"], url, "{again}");
+    }
+    assert_eq!(count_tokens(&inst, id), 1);
+    assert_eq!(open(url, None).0, 403, "a second browser");
+    assert_eq!(challenge(url, &cookie.unwrap()).0, 200, "the first browser");
+}
+
+#[test]
+fn page_tokens_of_expired_verifications_are_purged() {
+    let inst = instance(Backend::Sqlite);
+    // Two instances on one database: one whose verifications live 3 s (and so are purged 3 s after that, its
+    // purge running every 3 s), one with the default half hour.
+    let short = Serve::start(
+        &inst,
+        &[
+            ("SHIREN_CERTIFY_TTL_SECS", "3"),
+            ("SHIREN_TOKEN_TTL_SECS", "3"),
+        ],
+    );
+    let long = Serve::start(&inst, &[]);
+    let gone = initialize(&short.addr, "purge-short");
+    let link = follow(&certify_url(&short.addr, &gone, 0)).unwrap();
+    let kept = initialize(&long.addr, "purge-long");
+    let kept_link = follow(&certify_url(&long.addr, &kept, 0)).unwrap();
+    assert_eq!(count_tokens(&inst, &gone), 1);
+    let started = Instant::now();
+    while count_tokens(&inst, &gone) > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the expired verification's token was not purged"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "the token of a verification expiring after 3 s was purged {:?} after it was minted",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "not before its time"
+    );
+    assert_eq!(
+        count_tokens(&inst, &kept),
+        1,
+        "a live verification keeps its token"
+    );
+    assert_eq!(open(&kept_link, None).0, 200);
+    // The purged link is unknown now; the certify URL cannot mint it again (the verification expired).
+    let (status, _, body) = open(&link, None);
+    assert_eq!(status, 404);
+    assert!(body.contains("TOKEN_INVALID"), "{body}");
+    let (status, body) = follow(&certify_url(&short.addr, &gone, 0)).unwrap_err();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(count_tokens(&inst, &gone), 0);
 }

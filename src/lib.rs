@@ -189,7 +189,8 @@ pub fn build_context(
     .with_pictures(certify::reference::PictureEncoder::new(
         face.clone(),
         work.clone(),
-    ));
+    ))
+    .with_page_token_secret(key.to_pkcs8_pem().as_bytes());
     let gateway = gateway::Gateway::new(
         db.clone(),
         certify.clone(),
@@ -329,6 +330,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             if let Err(e) = db::cloud_keys::purge_nonces(&nonce_db, before).await {
                 tracing::warn!(error = %e, "nonce purge failed");
             }
+        }
+    });
+    // Page tokens of verifications expired for longer than certify_ttl_secs: now, then every certify_ttl_secs
+    // (at most ten minutes). Several instances may do this at once.
+    let (tokens, every) = (
+        ctx.certify.clone(),
+        ctx.config.certify_ttl_secs.clamp(1, 600),
+    );
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = tokens.purge_tokens().await {
+                tracing::warn!(error = %e, "page token purge failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(every as u64)).await;
         }
     });
     tracing::info!(%bound, %public_url, "shiren is serving");

@@ -9,6 +9,7 @@ mod m0005_cloud_verifications;
 mod m0006_callbacks;
 mod m0007_scene_liveness;
 mod m20261204_attempt_submissions;
+mod m20261204_certify_tokens;
 mod m20261204_console_logout;
 
 /// Every migration, oldest first.
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_scene_liveness::Migration),
             Box::new(m20261204_attempt_submissions::Migration),
             Box::new(m20261204_console_logout::Migration),
+            Box::new(m20261204_certify_tokens::Migration),
         ]
     }
 }

@@ -302,21 +302,48 @@ fn parse_attempt(bytes: &[u8]) -> Result<(String, Vec<FrameIn>), HostedError> {
     Ok((body.challenge_id, frames))
 }
 
+/// A refusal sent before the request body was read: the connection is closed rather than drained.
+fn refused_unread(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
 /// `POST /h5/certify/{token}/attempt`: the frames of one challenge; answers with the verdict.
+///
+/// The token and the browser session are checked before the body is read, and a declared `Content-Length` over
+/// the limit is refused unread: an upload with a made-up token or session costs the server two small reads.
 #[handler]
 pub async fn attempt(
+    req: &Request,
     Path(token): Path<String>,
     jar: &CookieJar,
     body: Body,
     Data(ctx): Data<&Arc<AppContext>>,
 ) -> Response {
+    let session = session_of(jar);
+    if let Err(e) = ctx.hosted.check_session(&token, session.as_deref()).await {
+        return refused_unread(hosted_error_json(&e));
+    }
+    let too_large = || {
+        let mut r = hosted_error_json(&HostedError::BadFrames(format!(
+            "the upload is larger than {MAX_ATTEMPT_BODY} bytes"
+        )));
+        r.set_status(StatusCode::PAYLOAD_TOO_LARGE);
+        refused_unread(r)
+    };
+    // (HTTP itself refuses a Content-Length that is not a number.)
+    let declared = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_ATTEMPT_BODY as u64) {
+        return too_large();
+    }
     let bytes = match body.into_bytes_limit(MAX_ATTEMPT_BODY).await {
         Ok(b) => b,
-        Err(_) => {
-            return hosted_error_json(&HostedError::BadFrames(format!(
-                "the upload is larger than {MAX_ATTEMPT_BODY} bytes"
-            )))
-        }
+        Err(_) => return too_large(),
     };
     let (challenge_id, frames) = match parse_attempt(&bytes) {
         Ok(x) => x,
@@ -324,7 +351,7 @@ pub async fn attempt(
     };
     match ctx
         .hosted
-        .submit(&token, session_of(jar).as_deref(), &challenge_id, frames)
+        .submit(&token, session.as_deref(), &challenge_id, frames)
         .await
     {
         Ok(r) => {

@@ -505,6 +505,20 @@ impl HostedService {
         }
     }
 
+    /// Checks that `token` is bound to `session` and its verification still takes attempts: the cheap lookups a
+    /// request must pass before its body is read, so that an upload with a made-up token or session costs the
+    /// server nothing but this.
+    pub async fn check_session(
+        &self,
+        token: &str,
+        session: Option<&str>,
+    ) -> Result<(), HostedError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(HostedError::TokenInvalid);
+        }
+        self.in_progress(token, session).await.map(|_| ())
+    }
+
     /// Issues the next challenge. Every issued challenge uses up an attempt, so that asking again and again for a
     /// challenge that suits a recorded video does not work.
     pub async fn challenge(

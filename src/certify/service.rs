@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, NaiveDate};
 use rand::RngCore;
+use ring::hmac;
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -66,23 +67,22 @@ pub struct CertifyService {
     clock: Arc<dyn Clock>,
     /// Turns merchants' pictures into references (none: pictures are refused).
     pictures: Option<super::reference::PictureEncoder>,
+    /// The key page links are derived under (see [`CertifyService::with_page_token_secret`]).
+    page_tokens: hmac::Key,
 }
 
-/// 32 characters from 128 random bits.
-/// A new certify id: unguessable, URL-safe.
+/// A new certify id (32 hex digits from 128 random bits): unguessable, URL-safe.
 pub fn new_certify_id() -> String {
     let mut b = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
 }
 
-/// A random URL-safe token (256 bits) and the hash under which it is stored.
-fn new_token() -> (String, String) {
+/// A page-token key of this process alone, for services built without the server's secret (tests, tools).
+fn random_page_token_key() -> hmac::Key {
     let mut b = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut b);
-    let token = URL_SAFE_NO_PAD.encode(b);
-    let hash = token_hash(&token);
-    (token, hash)
+    hmac::Key::new(hmac::HMAC_SHA256, &b)
 }
 
 /// Tokens are stored hashed: a database dump does not hand out live page URLs.
@@ -115,6 +115,7 @@ impl CertifyService {
             settings,
             clock,
             pictures: None,
+            page_tokens: random_page_token_key(),
         }
     }
 
@@ -148,6 +149,27 @@ impl CertifyService {
                 }
                 e => CertifyError::Internal(e.into()),
             })
+    }
+
+    /// Derives page links from `secret`, which every instance of the server shares and which is not in the
+    /// database (the server passes its gateway private key): each verification then has one page link, the
+    /// same on every instance and at every `certify` call.
+    pub fn with_page_token_secret(mut self, secret: &[u8]) -> Self {
+        let derived = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, secret),
+            b"shiren: hosted page tokens, v1",
+        );
+        self.page_tokens = hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref());
+        self
+    }
+
+    /// The page link token of `certify_id` (256 bits, URL-safe) and the hash under which it is stored. A
+    /// database dump holds only the hash, and the key is not in the database, so a dump hands out no live link.
+    fn page_token(&self, certify_id: &str) -> (String, String) {
+        let tag = hmac::sign(&self.page_tokens, certify_id.as_bytes());
+        let token = URL_SAFE_NO_PAD.encode(tag.as_ref());
+        let hash = token_hash(&token);
+        (token, hash)
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -251,7 +273,7 @@ impl CertifyService {
         )
     }
 
-    /// `certify`: checks the verification can still be done and mints a one-time token for the hosted page.
+    /// `certify`: checks the verification can still be done and returns the token of its hosted page.
     pub async fn open_page(&self, app: &App, biz_content: &str) -> Result<String, CertifyError> {
         let certify_id = parse_certify_id(biz_content)?;
         self.open_page_of(app, &certify_id).await
@@ -262,7 +284,12 @@ impl CertifyService {
         &self.settings
     }
 
-    /// Mints a one-time token for the hosted page of `certify_id` (of `app`), moving it into progress.
+    /// The token of the hosted page of `certify_id` (of `app`), moving the verification into progress.
+    ///
+    /// Idempotent per verification: every call (a replayed certify URL, a retried InitFaceVerify) gives the same
+    /// token and stores no new row; it only extends the token's life, up to the verification's expiry. The
+    /// first browser to open the page binds it; any other browser is then refused (`TOKEN_USED`) while the first
+    /// one goes on. So one verification has at most one page session.
     pub async fn open_page_of(&self, app: &App, certify_id: &str) -> Result<String, CertifyError> {
         let certify_id = certify_id.to_string();
         for _ in 0..3 {
@@ -274,7 +301,7 @@ impl CertifyService {
                     CertifyError::CertifyIdFinished
                 }
             })?;
-            let (token, hash) = new_token();
+            let (token, hash) = self.page_token(&certify_id);
             let token_expires = (now + self.settings.token_ttl_secs).min(v.expires_at);
             if verifications::open_page(
                 &self.db,
@@ -294,6 +321,13 @@ impl CertifyService {
         Err(CertifyError::Internal(anyhow::anyhow!(
             "verification kept changing while opening its page"
         )))
+    }
+
+    /// Deletes the page tokens of verifications that expired more than `certify_ttl_secs` ago (until then their
+    /// own browser may still look at the verdict). Safe to run on several instances at once. Returns how many.
+    pub async fn purge_tokens(&self) -> Result<u64, CertifyError> {
+        let before = self.clock.now() - self.settings.certify_ttl_secs.max(0);
+        Ok(verifications::purge_tokens(&self.db, before).await?)
     }
 
     /// `query`: the verdict, or "not passed" while undecided.
@@ -373,15 +407,37 @@ impl CertifyService {
 mod tests {
     use super::*;
 
+    fn service() -> CertifyService {
+        CertifyService::new(
+            DatabaseConnection::default(),
+            ObjectStore::new(std::env::temp_dir()),
+            ServiceSettings {
+                certify_ttl_secs: 1800,
+                token_ttl_secs: 600,
+                max_contrast_picture_bytes: 1 << 20,
+                default_scenes: Default::default(),
+            },
+            Arc::new(SystemClock),
+        )
+    }
+
     #[test]
     fn ids_and_tokens_have_the_promised_shape() {
         let a = new_certify_id();
         assert_eq!(a.len(), 32);
         assert_ne!(a, new_certify_id());
-        let (t, h) = new_token();
+        let s = service().with_page_token_secret(b"secret one");
+        let (t, h) = s.page_token(&a);
         assert_eq!(t.len(), 43);
         assert_eq!(h, token_hash(&t));
         assert_eq!(h.len(), 64);
+        // One token per verification and secret: the same again, another for another id or secret.
+        assert_eq!(s.page_token(&a).0, t);
+        assert_ne!(s.page_token(&new_certify_id()).0, t);
+        let other = service().with_page_token_secret(b"secret two");
+        assert_ne!(other.page_token(&a).0, t);
+        let same = service().with_page_token_secret(b"secret one");
+        assert_eq!(same.page_token(&a).0, t);
     }
 
     #[test]

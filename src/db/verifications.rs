@@ -239,8 +239,13 @@ pub async fn count_for_app(db: &DatabaseConnection, app_id: &str) -> Result<u64,
         .await
 }
 
-/// Moves a verification from `from` to `to` and stores a new certify token, in one transaction. Returns false
-/// (and changes nothing) when the verification is no longer in state `from` (a concurrent change won).
+/// Moves a verification from `from` to `to` and stores its page token, in one transaction. Returns false (and
+/// changes nothing) when the verification is no longer in state `from` (a concurrent change won).
+///
+/// A verification has one page token: storing the same token again only moves its expiry to `token_expires_at`
+/// when that is later, and keeps its browser session. A different token (the server's secret changed) replaces
+/// the unopened tokens of the verification and takes over the session of a live opened one, so a second browser
+/// is refused there too.
 pub async fn open_page(
     db: &DatabaseConnection,
     certify_id: &str,
@@ -262,18 +267,90 @@ pub async fn open_page(
         txn.rollback().await?;
         return Ok(false);
     }
-    certify_token::Entity::insert(certify_token::ActiveModel {
-        token_hash: Set(token_hash.to_string()),
-        certify_id: Set(certify_id.to_string()),
-        created_at: Set(now),
-        expires_at: Set(token_expires_at),
-        used_at: Set(None),
-        session_hash: Set(None),
-    })
-    .exec_without_returning(&txn)
-    .await?;
+    let existing = certify_token::Entity::find_by_id(token_hash.to_string())
+        .one(&txn)
+        .await?;
+    match existing {
+        Some(t) if t.certify_id == certify_id => {
+            if t.expires_at < token_expires_at {
+                certify_token::Entity::update_many()
+                    .col_expr(
+                        certify_token::Column::ExpiresAt,
+                        Expr::value(token_expires_at),
+                    )
+                    .filter(certify_token::Column::TokenHash.eq(token_hash))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+        Some(_) => {
+            txn.rollback().await?;
+            return Err(DbErr::Custom(
+                "a page token hash belongs to another verification".into(),
+            ));
+        }
+        None => {
+            let others = certify_token::Entity::find()
+                .filter(certify_token::Column::CertifyId.eq(certify_id))
+                .all(&txn)
+                .await?;
+            let session = others
+                .iter()
+                .filter(|t| t.session_hash.is_some() && t.expires_at > now)
+                .max_by_key(|t| t.expires_at);
+            let (session_hash, used_at) = match session {
+                Some(t) => (t.session_hash.clone(), t.used_at.or(Some(now))),
+                None => (None, None),
+            };
+            certify_token::Entity::delete_many()
+                .filter(certify_token::Column::CertifyId.eq(certify_id))
+                .filter(certify_token::Column::SessionHash.is_null())
+                .exec(&txn)
+                .await?;
+            certify_token::Entity::insert(certify_token::ActiveModel {
+                token_hash: Set(token_hash.to_string()),
+                certify_id: Set(certify_id.to_string()),
+                created_at: Set(now),
+                expires_at: Set(token_expires_at),
+                used_at: Set(used_at),
+                session_hash: Set(session_hash),
+            })
+            .exec_without_returning(&txn)
+            .await?;
+        }
+    }
     txn.commit().await?;
     Ok(true)
+}
+
+/// Deletes the certify tokens of verifications that expired before `before` (a token never outlives its
+/// verification). Returns how many were deleted.
+pub async fn purge_tokens(db: &DatabaseConnection, before: i64) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Query;
+    let verification_expired = Query::select()
+        .expr(Expr::val(1))
+        .from(verification::Entity)
+        .and_where(
+            Expr::col((verification::Entity, verification::Column::CertifyId))
+                .equals((certify_token::Entity, certify_token::Column::CertifyId)),
+        )
+        .and_where(Expr::col((verification::Entity, verification::Column::ExpiresAt)).lt(before))
+        .to_owned();
+    let r = certify_token::Entity::delete_many()
+        .filter(certify_token::Column::ExpiresAt.lt(before))
+        .filter(Expr::exists(verification_expired))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected)
+}
+
+/// The number of certify tokens stored for a verification.
+pub async fn count_tokens(db: &DatabaseConnection, certify_id: &str) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    certify_token::Entity::find()
+        .filter(certify_token::Column::CertifyId.eq(certify_id))
+        .count(db)
+        .await
 }
 
 /// A certify token as stored.

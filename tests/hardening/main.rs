@@ -4,5 +4,6 @@
 mod common;
 
 mod images;
-mod small;
 mod protocol;
+mod session;
+mod small;

@@ -13,6 +13,7 @@ pub mod error;
 pub mod face;
 pub mod gateway;
 pub mod keys;
+pub mod limits;
 pub mod media;
 pub mod metrics;
 pub mod net;

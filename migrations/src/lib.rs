@@ -8,6 +8,7 @@ mod m0004_cloud_keys;
 mod m0005_cloud_verifications;
 mod m0006_callbacks;
 mod m0007_scene_liveness;
+mod m20261204_limits;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_cloud_verifications::Migration),
             Box::new(m0006_callbacks::Migration),
             Box::new(m0007_scene_liveness::Migration),
+            Box::new(m20261204_limits::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ pub mod callbacks;
 pub mod cloud_keys;
 mod entities;
 pub mod identities;
+pub mod limits;
 pub mod scenes;
 pub mod stats;
 pub mod verifications;

@@ -171,6 +171,13 @@ pub fn build_context(
     face: Arc<dyn face::engine::FaceEngine>,
 ) -> anyhow::Result<Arc<AppContext>> {
     let store = storage::ObjectStore::new(config.data_dir.join("objects"));
+    let secrets = access_keys::SecretBox::from_config(&config)?;
+    // Counted in the database, keyed (ID numbers, addresses) under a key every instance derives alike.
+    let limiter = limits::Limiter::new(
+        db.clone(),
+        limits::LimitSettings::from_config(&config)?,
+        &secrets.derive_key(limits::KEY_PURPOSE),
+    );
     let certify = CertifyService::new(
         db.clone(),
         store.clone(),
@@ -181,7 +188,8 @@ pub fn build_context(
             default_scenes: config.default_scenes.clone(),
         },
         Arc::new(SystemClock),
-    );
+    )
+    .with_limits(limiter.clone());
     let gateway = gateway::Gateway::new(
         db.clone(),
         certify.clone(),
@@ -214,7 +222,8 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_metrics(metrics.clone())
-    .with_callback_wake(callback_wake.clone());
+    .with_callback_wake(callback_wake.clone())
+    .with_limits(limiter);
     let cloud = certify::cloud::CloudService::new(
         db.clone(),
         store.clone(),
@@ -224,7 +233,6 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_outbound(pictures.clone(), callback_settings.clone());
-    let secrets = access_keys::SecretBox::from_config(&config)?;
     let cloud = cloud.with_picture_links(secrets.clone());
     let cloud_gate = cloudgate::CloudGate::new(
         db.clone(),
@@ -316,6 +324,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             if let Err(e) = db::cloud_keys::purge_nonces(&nonce_db, before).await {
                 tracing::warn!(error = %e, "nonce purge failed");
             }
+        }
+    });
+    // Rate counters of past windows: every minute, on every instance (deleting what is past is idempotent).
+    let counters = ctx.certify.limits().clone();
+    tokio::spawn(async move {
+        loop {
+            match counters.purge(chrono::Utc::now().timestamp()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(counters = n, "purged rate counters of past windows"),
+                Err(e) => tracing::warn!(error = %e, "rate counter purge failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         }
     });
     tracing::info!(%bound, %public_url, "shiren is serving");

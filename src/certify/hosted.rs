@@ -336,6 +336,7 @@ pub struct HostedService {
     clock: Arc<dyn Clock>,
     metrics: Arc<crate::metrics::Metrics>,
     callback_wake: Arc<tokio::sync::Notify>,
+    limits: crate::limits::Limiter,
 }
 
 impl HostedService {
@@ -358,7 +359,14 @@ impl HostedService {
             clock,
             metrics: Default::default(),
             callback_wake: Default::default(),
+            limits: Default::default(),
         }
+    }
+
+    /// Counts failed verdicts against the limit per ID number.
+    pub fn with_limits(mut self, limits: crate::limits::Limiter) -> HostedService {
+        self.limits = limits;
+        self
     }
 
     /// Wakes the callback dispatcher after a final verdict (see [`crate::callback`]).
@@ -772,6 +780,10 @@ impl HostedService {
         if is_final {
             // A queued callback goes out now rather than at the dispatcher's next poll.
             self.callback_wake.notify_one();
+        }
+        if is_final && !d.passed {
+            let now = self.clock.now();
+            self.limits.identity_failed(&subject.cert_no, now).await;
         }
         self.metrics.stage("record", stage.elapsed());
         self.metrics.stage("total", started.elapsed());

@@ -62,6 +62,7 @@ pub struct CertifyService {
     store: ObjectStore,
     settings: ServiceSettings,
     clock: Arc<dyn Clock>,
+    limits: crate::limits::Limiter,
 }
 
 /// 32 characters from 128 random bits.
@@ -110,7 +111,19 @@ impl CertifyService {
             store,
             settings,
             clock,
+            limits: crate::limits::Limiter::off(),
         }
+    }
+
+    /// The limits per ID number and per app that every front door applies (none unless set here).
+    pub fn with_limits(mut self, limits: crate::limits::Limiter) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &crate::limits::Limiter {
+        &self.limits
     }
 
     pub fn clock(&self) -> &dyn Clock {
@@ -140,6 +153,9 @@ impl CertifyService {
         {
             return same_or_conflict(existing);
         }
+        self.limits
+            .identity_call(request.cert_no.expose(), self.clock.now())
+            .await?;
         let scene_id = self.scene_for(app, &request.biz_code).await?;
         let certify_id = new_certify_id();
         let picture_key = match &request.contrast_picture {

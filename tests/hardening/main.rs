@@ -2,3 +2,4 @@
 //! server still up and its memory within budget. One test binary; each area of attack is a module.
 #[path = "../common/mod.rs"]
 mod common;
+mod limits;

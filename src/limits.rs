@@ -54,8 +54,8 @@ impl Limit {
         }
     }
 
-    /// The window the limit counts in; days start at `day_offset_secs` past midnight UTC's negation (a zone's
-    /// offset from UTC, e.g. +28800 for Beijing).
+    /// The window the limit counts in; the daily limits count in the days of the zone `day_offset_secs` east of UTC
+    /// (e.g. 28800 for Beijing).
     pub fn window(self, day_offset_secs: i64) -> Window {
         match self {
             Limit::IdentityPerMinute | Limit::AddressPerMinute => Window::Sliding { secs: 60 },

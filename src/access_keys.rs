@@ -41,6 +41,8 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone)]
 pub struct SecretBox {
     key: std::sync::Arc<aead::LessSafeKey>,
+    /// Derives further keys from the same secret (see [`SecretBox::derive_key`]).
+    root: std::sync::Arc<ring::hmac::Key>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -57,7 +59,17 @@ impl SecretBox {
         });
         SecretBox {
             key: std::sync::Arc::new(aead::LessSafeKey::new(unbound)),
+            root: std::sync::Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes)),
         }
+    }
+
+    /// A 32-byte key for `purpose` (HMAC-SHA256 of the purpose under this box's key): the same on every instance
+    /// that shares the box's key, unrelated to it and to the keys of other purposes.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let tag = ring::hmac::sign(&self.root, purpose.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
     }
 
     /// The box the config names: `cloud.secret_key` when set, else the key file in the data dir (created if need be).
@@ -214,6 +226,21 @@ mod tests {
         assert_ne!(b.seal(&id, &secret), sealed);
         assert_eq!(format!("{secret:?}"), "Secret(***)");
         assert!(!format!("{b:?}").contains('7'));
+    }
+
+    #[test]
+    fn derived_keys_depend_on_the_box_key_and_the_purpose() {
+        let a = SecretBox::from_key(&[7; 32]);
+        assert_eq!(
+            a.derive_key("x"),
+            SecretBox::from_key(&[7; 32]).derive_key("x")
+        );
+        assert_ne!(a.derive_key("x"), a.derive_key("y"));
+        assert_ne!(
+            a.derive_key("x"),
+            SecretBox::from_key(&[8; 32]).derive_key("x")
+        );
+        assert_ne!(a.derive_key("x"), [7; 32]);
     }
 
     #[test]

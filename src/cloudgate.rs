@@ -54,6 +54,9 @@ pub struct CloudReply {
     pub status: u16,
     pub body: String,
     pub request_id: String,
+    /// Milliseconds after which a throttled request may be retried, sent as `x-acs-retry-after` (the Tea SDKs'
+    /// retry policy sleeps that many milliseconds before retrying a `ThrottlingException`).
+    pub retry_after_ms: Option<i64>,
 }
 
 /// A gateway-level refusal.
@@ -63,7 +66,9 @@ pub enum GateError {
     InvalidParameter(String),
     InvalidVersion,
     IncompleteSignature(String),
-    SignatureDoesNotMatch { string_to_sign: String },
+    SignatureDoesNotMatch {
+        string_to_sign: String,
+    },
     KeyNotFound,
     KeyInactive,
     TimestampFormat,
@@ -71,7 +76,18 @@ pub enum GateError {
     NonceUsed,
     ActionNotFound,
     BodyTooLarge(usize),
+    /// A limit per app or per ID number (`Throttling.User`, with `x-acs-retry-after`).
+    Throttled(crate::limits::Refusal),
     Internal,
+}
+
+impl From<crate::limits::LimitError> for GateError {
+    fn from(e: crate::limits::LimitError) -> GateError {
+        match e {
+            crate::limits::LimitError::Exceeded(r) => GateError::Throttled(r),
+            crate::limits::LimitError::Store(e) => internal("rate counters", e),
+        }
+    }
 }
 
 impl GateError {
@@ -144,6 +160,12 @@ impl GateError {
                 "RequestTooLarge",
                 format!("The request body is larger than {limit} bytes."),
                 "Send smaller pictures, or raise cloud.max_body_bytes.",
+            ),
+            GateError::Throttled(r) => (
+                400,
+                "Throttling.User",
+                format!("Request was denied due to user flow control: {r}."),
+                "Retry after the number of seconds in the x-acs-retry-after header; see [limits] in the README.",
             ),
             GateError::Internal => (
                 500,
@@ -258,6 +280,10 @@ impl CloudGate {
             status,
             body: body.to_string(),
             request_id: request_id.to_string(),
+            retry_after_ms: match e {
+                GateError::Throttled(r) => Some(r.retry_after.max(1) * 1000),
+                _ => None,
+            },
         }
     }
 
@@ -283,6 +309,9 @@ impl CloudGate {
             Ok(CloudOutcome::UnknownAction) => {
                 return self.error_reply(request_id, Some(action), &GateError::ActionNotFound)
             }
+            Ok(CloudOutcome::Throttled(r)) => {
+                return self.error_reply(request_id, Some(action), &GateError::Throttled(r))
+            }
             Err(e) => {
                 tracing::error!(request_id, action, app_id = %caller.app.app_id, error = %format!("{e:#}"), "cloud action failed");
                 return self.error_reply(request_id, Some(action), &GateError::Internal);
@@ -300,6 +329,7 @@ impl CloudGate {
             status: 200,
             body: body.to_string(),
             request_id: request_id.to_string(),
+            retry_after_ms: None,
         }
     }
 
@@ -351,6 +381,10 @@ impl CloudGate {
             return Err(GateError::ActionNotFound);
         }
         tracing::debug!(request_id, action = %action, "cloud API request authenticated");
+        self.cloud
+            .limits()
+            .app_call(&caller.app.app_id, now)
+            .await?;
         let outcome = self.cloud.call(&caller.app, &action, &params).await;
         Ok((caller, action, outcome))
     }
@@ -781,6 +815,10 @@ mod tests {
             GateError::NonceUsed,
             GateError::ActionNotFound,
             GateError::BodyTooLarge(1),
+            GateError::Throttled(crate::limits::Refusal {
+                limit: crate::limits::Limit::AppPerSecond,
+                retry_after: 1,
+            }),
             GateError::Internal,
         ] {
             let (status, code, message, _) = e.parts();
@@ -790,5 +828,12 @@ mod tests {
         assert_eq!(GateError::KeyNotFound.parts().0, 404);
         assert_eq!(GateError::ActionNotFound.parts().0, 404);
         assert_eq!(GateError::Internal.parts().0, 500);
+        let throttled = GateError::Throttled(crate::limits::Refusal {
+            limit: crate::limits::Limit::IdentityPerMinute,
+            retry_after: 9,
+        });
+        let (status, code, message, _) = throttled.parts();
+        assert_eq!((status, code), (400, "Throttling.User"));
+        assert!(message.contains("try again in 9 s"), "{message}");
     }
 }

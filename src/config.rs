@@ -74,6 +74,8 @@ pub struct Config {
     pub analysis: AnalysisConfig,
     /// The Alipay-style gateway's merchant apps (`[gateway]`).
     pub gateway: GatewayConfig,
+    /// Limits per ID number, per app and per client address (`[limits]`).
+    pub limits: LimitsConfig,
     /// Settings that exist only for tests; no default configuration enables them and the server logs loudly when
     /// one is on (`[testing]`).
     pub testing: TestingConfig,
@@ -313,6 +315,44 @@ impl Default for DecisionConfig {
     }
 }
 
+/// How often one ID number, one app and one client address may call; kept in the database, so several instances
+/// share them. 0 switches a single limit off.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// All limits on or off (`SHIREN_LIMITS_ENABLED`, default on).
+    pub enabled: bool,
+    /// Calls naming one ID number per minute (`SHIREN_LIMITS_IDENTITY_PER_MINUTE`, default 15).
+    pub identity_per_minute: u32,
+    /// Calls naming one ID number per day (`SHIREN_LIMITS_IDENTITY_PER_DAY`, default 30).
+    pub identity_per_day: u32,
+    /// Failed verdicts of one ID number per day before it is refused until the next
+    /// (`SHIREN_LIMITS_IDENTITY_FAILURES_PER_DAY`, default 10).
+    pub identity_failures_per_day: u32,
+    /// Calls of one app per second, both APIs together (`SHIREN_LIMITS_APP_PER_SECOND`, default 50).
+    pub app_per_second: u32,
+    /// Hosted-page challenge and attempt requests of one client address per minute
+    /// (`SHIREN_LIMITS_ADDRESS_PER_MINUTE`, default 60).
+    pub address_per_minute: u32,
+    /// Reverse proxies (addresses or ranges such as `10.0.0.0/8`) whose `X-Forwarded-For` names the client
+    /// (`SHIREN_LIMITS_TRUSTED_PROXIES`, comma-separated; default none: the connection's address is the client).
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: true,
+            identity_per_minute: 15,
+            identity_per_day: 30,
+            identity_failures_per_day: 10,
+            app_per_second: 50,
+            address_per_minute: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// Test-only settings.
 #[derive(Clone, Debug, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -393,6 +433,7 @@ impl Default for Config {
             billing: BillingConfig::default(),
             analysis: AnalysisConfig::default(),
             gateway: GatewayConfig::default(),
+            limits: LimitsConfig::default(),
             testing: TestingConfig::default(),
         }
     }
@@ -436,6 +477,7 @@ impl fmt::Debug for Config {
             .field("cloud", &self.cloud)
             .field("billing", &self.billing)
             .field("gateway", &self.gateway)
+            .field("limits", &self.limits)
             .field("testing", &self.testing)
             .finish()
     }
@@ -632,6 +674,41 @@ impl Config {
         if let Some(v) = get("SHIREN_ALLOW_LEGACY_RSA_KEYS") {
             self.gateway.allow_legacy_rsa_keys = matches!(v.trim(), "1" | "true" | "yes");
         }
+        if let Some(v) = get("SHIREN_LIMITS_ENABLED") {
+            self.limits.enabled = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                other => {
+                    return Err(ConfigError::Env {
+                        key: "SHIREN_LIMITS_ENABLED",
+                        message: format!("expected `true` or `false`, got `{other}`"),
+                    })
+                }
+            };
+        }
+        if let Some(v) = get("SHIREN_LIMITS_IDENTITY_PER_MINUTE") {
+            self.limits.identity_per_minute = parse("SHIREN_LIMITS_IDENTITY_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = get("SHIREN_LIMITS_IDENTITY_PER_DAY") {
+            self.limits.identity_per_day = parse("SHIREN_LIMITS_IDENTITY_PER_DAY", &v)?;
+        }
+        if let Some(v) = get("SHIREN_LIMITS_IDENTITY_FAILURES_PER_DAY") {
+            self.limits.identity_failures_per_day =
+                parse("SHIREN_LIMITS_IDENTITY_FAILURES_PER_DAY", &v)?;
+        }
+        if let Some(v) = get("SHIREN_LIMITS_APP_PER_SECOND") {
+            self.limits.app_per_second = parse("SHIREN_LIMITS_APP_PER_SECOND", &v)?;
+        }
+        if let Some(v) = get("SHIREN_LIMITS_ADDRESS_PER_MINUTE") {
+            self.limits.address_per_minute = parse("SHIREN_LIMITS_ADDRESS_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = get("SHIREN_LIMITS_TRUSTED_PROXIES") {
+            self.limits.trusted_proxies = v
+                .split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect();
+        }
         if let Some(v) = get("SHIREN_MATCH_FAR") {
             self.decision.match_far = v.trim().to_string();
         }
@@ -809,6 +886,51 @@ mod tests {
         c.apply_env(|k| (k == "SHIREN_ALLOW_LEGACY_RSA_KEYS").then(|| "0".to_string()))
             .unwrap();
         assert!(!c.gateway.allow_legacy_rsa_keys);
+    }
+
+    #[test]
+    fn limits_from_file_and_env() {
+        let c = Config::default();
+        assert!(c.limits.enabled);
+        assert_eq!(
+            (c.limits.identity_per_minute, c.limits.identity_per_day),
+            (15, 30)
+        );
+        let mut c: Config = toml::from_str(
+            "[limits]\nidentity_per_minute = 5\ntrusted_proxies = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.limits.identity_per_minute, 5);
+        assert_eq!(
+            c.limits.identity_per_day, 30,
+            "unset keys keep their defaults"
+        );
+        assert!(toml::from_str::<Config>("[limits]\nper_hour = 1\n").is_err());
+        let env: HashMap<&str, &str> = [
+            ("SHIREN_LIMITS_ENABLED", "false"),
+            ("SHIREN_LIMITS_IDENTITY_PER_DAY", "1000"),
+            ("SHIREN_LIMITS_IDENTITY_FAILURES_PER_DAY", "0"),
+            ("SHIREN_LIMITS_APP_PER_SECOND", "7"),
+            ("SHIREN_LIMITS_ADDRESS_PER_MINUTE", "8"),
+            ("SHIREN_LIMITS_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+        ]
+        .into();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert!(!c.limits.enabled);
+        assert_eq!(c.limits.identity_per_day, 1000);
+        assert_eq!(c.limits.identity_failures_per_day, 0);
+        assert_eq!(c.limits.app_per_second, 7);
+        assert_eq!(c.limits.address_per_minute, 8);
+        assert_eq!(c.limits.trusted_proxies, ["127.0.0.1", "::1"]);
+        for (k, v) in [
+            ("SHIREN_LIMITS_ENABLED", "maybe"),
+            ("SHIREN_LIMITS_IDENTITY_PER_MINUTE", "-1"),
+        ] {
+            let err = c
+                .apply_env(|key| (key == k).then(|| v.to_string()))
+                .unwrap_err();
+            assert!(err.to_string().contains(k), "{err}");
+        }
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl GatewayError {
             Business(CertifyError::Internal(_)) | Internal(_) => {
                 ("20000", "Service Currently Unavailable", "isp.unknow-error")
             }
+            Business(e @ CertifyError::Limited(_)) => ("40005", "Call Limited", e.sub_code()),
             Business(e) => ("40004", "Business Failed", e.sub_code()),
         };
         let sub_msg = match self {
@@ -122,6 +123,18 @@ mod tests {
         assert!(n.sub_msg.ends_with("app_id=1&method=m"));
         let n = GatewayError::Business(CertifyError::CertifyIdNotExist).node();
         assert_eq!((n.code, n.sub_code), ("40004", "CERTIFY_ID_NOT_EXIST"));
+        let limited = |limit| {
+            GatewayError::Business(CertifyError::Limited(crate::limits::Refusal {
+                limit,
+                retry_after: 7,
+            }))
+            .node()
+        };
+        let n = limited(crate::limits::Limit::IdentityPerMinute);
+        assert_eq!((n.code, n.sub_code), ("40005", "isv.method-call-limited"));
+        assert!(n.sub_msg.ends_with("try again in 7 s"), "{}", n.sub_msg);
+        let n = limited(crate::limits::Limit::AppPerSecond);
+        assert_eq!((n.code, n.sub_code), ("40005", "isv.app-call-limited"));
         let n = GatewayError::Internal(anyhow::anyhow!("db down: secret detail")).node();
         assert_eq!(n.code, "20000");
         assert!(!n.sub_msg.contains("secret"));

@@ -259,6 +259,12 @@ impl Gateway {
             .filter(|a| a.status == AppStatus::Active)
             .ok_or(GatewayError::InvalidAppId)?;
         verify_signature(p, &app, &env, charset)?;
+        let now = self.certify.clock().now();
+        self.certify
+            .limits()
+            .app_call(&app.app_id, now)
+            .await
+            .map_err(CertifyError::from)?;
         let biz = p.get("biz_content").ok_or_else(|| {
             GatewayError::Business(CertifyError::InvalidParameter(
                 "biz_content is required".into(),

@@ -14,6 +14,7 @@ pub mod face;
 pub mod files;
 pub mod gateway;
 pub mod keys;
+pub mod limits;
 pub mod media;
 pub mod metrics;
 pub mod net;
@@ -175,6 +176,13 @@ pub fn build_context(
     // One bound on decode and analysis work for the whole process: hosted attempts, merchants' pictures and the
     // cloud API's server-side actions all queue on it.
     let work = config.analysis.pool();
+    let secrets = access_keys::SecretBox::from_config(&config)?;
+    // Counted in the database, keyed (ID numbers, addresses) under a key every instance derives alike.
+    let limiter = limits::Limiter::new(
+        db.clone(),
+        limits::LimitSettings::from_config(&config)?,
+        &secrets.derive_key(limits::KEY_PURPOSE),
+    );
     let certify = CertifyService::new(
         db.clone(),
         store.clone(),
@@ -190,7 +198,8 @@ pub fn build_context(
         face.clone(),
         work.clone(),
     ))
-    .with_page_token_secret(key.to_pkcs8_pem().as_bytes());
+    .with_page_token_secret(key.to_pkcs8_pem().as_bytes())
+    .with_limits(limiter.clone());
     let gateway = gateway::Gateway::new(
         db.clone(),
         certify.clone(),
@@ -224,7 +233,8 @@ pub fn build_context(
     )
     .with_metrics(metrics.clone())
     .with_callback_wake(callback_wake.clone())
-    .with_work(work);
+    .with_work(work)
+    .with_limits(limiter);
     let cloud = certify::cloud::CloudService::new(
         db.clone(),
         store.clone(),
@@ -234,7 +244,6 @@ pub fn build_context(
         Arc::new(SystemClock),
     )
     .with_outbound(pictures.clone(), callback_settings.clone());
-    let secrets = access_keys::SecretBox::from_config(&config)?;
     let cloud = cloud.with_picture_links(secrets.clone());
     let cloud_gate = cloudgate::CloudGate::new(
         db.clone(),
@@ -344,6 +353,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 tracing::warn!(error = %e, "page token purge failed");
             }
             tokio::time::sleep(std::time::Duration::from_secs(every as u64)).await;
+        }
+    });
+    // Rate counters of past windows: every minute, on every instance (deleting what is past is idempotent).
+    let counters = ctx.certify.limits().clone();
+    tokio::spawn(async move {
+        loop {
+            match counters.purge(chrono::Utc::now().timestamp()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(counters = n, "purged rate counters of past windows"),
+                Err(e) => tracing::warn!(error = %e, "rate counter purge failed"),
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         }
     });
     tracing::info!(%bound, %public_url, "shiren is serving");

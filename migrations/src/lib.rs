@@ -11,6 +11,7 @@ mod m0007_scene_liveness;
 mod m20261204_attempt_submissions;
 mod m20261204_certify_tokens;
 mod m20261204_console_logout;
+mod m20261204_limits;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_attempt_submissions::Migration),
             Box::new(m20261204_console_logout::Migration),
             Box::new(m20261204_certify_tokens::Migration),
+            Box::new(m20261204_limits::Migration),
         ]
     }
 }

@@ -239,13 +239,52 @@ fn page_context(
     c
 }
 
+/// The limit per client address of the JSON endpoints, checked before anything else: `Some` refusal (429 with
+/// `Retry-After`) when the address sent too many requests.
+async fn address_limited(ctx: &AppContext, req: &Request) -> Option<Response> {
+    let limits = ctx.certify.limits();
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+    let ip = limits.client_address(crate::api::admin::client_ip(req), forwarded.as_deref());
+    match limits.address_call(ip, ctx.certify.clock().now()).await {
+        Ok(()) => None,
+        Err(crate::limits::LimitError::Exceeded(r)) => {
+            let mut resp = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({
+                    "code": "TOO_MANY_REQUESTS",
+                    "message_zh": "请求过于频繁，请稍后再试",
+                    "message_en": format!("Too many requests; try again in {} s", r.retry_after),
+                    "retry_after": r.retry_after,
+                }),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&r.retry_after.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Some(resp)
+        }
+        Err(crate::limits::LimitError::Store(e)) => {
+            Some(hosted_error_json(&HostedError::Internal(e.into())))
+        }
+    }
+}
+
 /// `POST /h5/certify/{token}/challenge`: the next challenge.
 #[handler]
 pub async fn challenge(
+    req: &Request,
     Path(token): Path<String>,
     jar: &CookieJar,
     Data(ctx): Data<&Arc<AppContext>>,
 ) -> Response {
+    if let Some(refused) = address_limited(ctx, req).await {
+        return refused;
+    }
     match ctx
         .hosted
         .challenge(&token, session_of(jar).as_deref())
@@ -323,6 +362,9 @@ pub async fn attempt(
     body: Body,
     Data(ctx): Data<&Arc<AppContext>>,
 ) -> Response {
+    if let Some(refused) = address_limited(ctx, req).await {
+        return refused;
+    }
     let session = session_of(jar);
     if let Err(e) = ctx.hosted.check_session(&token, session.as_deref()).await {
         return refused_unread(hosted_error_json(&e));

@@ -26,6 +26,9 @@ pub enum CertifyError {
     CertifyIdExpired,
     #[error("the verification of this certify_id is already finished")]
     CertifyIdFinished,
+    /// Refused by a limit per ID number or per app (`40005` on the Alipay-style gateway).
+    #[error("{0}")]
+    Limited(crate::limits::Refusal),
     /// A failure of the service itself (database); the cause is logged, never shown.
     #[error("service temporarily unavailable")]
     Internal(#[source] anyhow::Error),
@@ -46,7 +49,20 @@ impl CertifyError {
             CertifyError::CertifyIdNotExist => "CERTIFY_ID_NOT_EXIST",
             CertifyError::CertifyIdExpired => "CERTIFY_ID_EXPIRED",
             CertifyError::CertifyIdFinished => "CERTIFY_ID_FINISHED",
+            CertifyError::Limited(r) if r.limit == crate::limits::Limit::AppPerSecond => {
+                "isv.app-call-limited"
+            }
+            CertifyError::Limited(_) => "isv.method-call-limited",
             CertifyError::Internal(_) => "SYSTEM_ERROR",
+        }
+    }
+}
+
+impl From<crate::limits::LimitError> for CertifyError {
+    fn from(e: crate::limits::LimitError) -> Self {
+        match e {
+            crate::limits::LimitError::Exceeded(r) => CertifyError::Limited(r),
+            crate::limits::LimitError::Store(e) => CertifyError::Internal(e.into()),
         }
     }
 }

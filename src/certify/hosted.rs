@@ -350,6 +350,7 @@ pub struct HostedService {
     metrics: Arc<crate::metrics::Metrics>,
     callback_wake: Arc<tokio::sync::Notify>,
     work: WorkPool,
+    limits: crate::limits::Limiter,
 }
 
 impl HostedService {
@@ -373,12 +374,19 @@ impl HostedService {
             metrics: Default::default(),
             callback_wake: Default::default(),
             work: WorkPool::default(),
+            limits: Default::default(),
         }
     }
 
     /// Runs decode and analysis under `work` (shared with whatever else analyses images in this process).
     pub fn with_work(mut self, work: WorkPool) -> HostedService {
         self.work = work;
+        self
+    }
+
+    /// Counts failed verdicts against the limit per ID number.
+    pub fn with_limits(mut self, limits: crate::limits::Limiter) -> HostedService {
+        self.limits = limits;
         self
     }
 
@@ -674,7 +682,8 @@ impl HostedService {
 
         let stage = Instant::now();
         let product = Product::parse(&v.product).unwrap_or(Product::Face);
-        let (answer, reference, has_merchant_picture) = self.ask_authority(&v, product).await?;
+        let (answer, reference, has_merchant_picture, cert_no) =
+            self.ask_authority(&v, product).await?;
         self.metrics.stage("authority", stage.elapsed());
 
         let stage = Instant::now();
@@ -727,6 +736,7 @@ impl HostedService {
             product,
             face_key: face_key.as_deref(),
             billing: billing.clone(),
+            cert_no: &cert_no,
         };
         self.record(&v, &d, record).await?;
         self.metrics.stage("record", stage.elapsed());
@@ -816,7 +826,7 @@ impl HostedService {
         &self,
         v: &verifications::Verification,
         product: Product,
-    ) -> Result<(AuthorityAnswer, Option<Vec<f32>>, bool), HostedError> {
+    ) -> Result<(AuthorityAnswer, Option<Vec<f32>>, bool, String), HostedError> {
         let subject = verifications::find_subject(&self.db, &v.certify_id)
             .await?
             .ok_or(HostedError::TokenInvalid)?;
@@ -848,7 +858,7 @@ impl HostedService {
             Lookup::NameMismatch => AuthorityAnswer::NameMismatch,
             Lookup::NotFound => AuthorityAnswer::NotFound,
         };
-        Ok((answer, reference, has_merchant_picture))
+        Ok((answer, reference, has_merchant_picture, subject.cert_no))
     }
 
     /// Stores the face image of a final verdict when the merchant asked for it and the scene allows it.
@@ -943,6 +953,11 @@ impl HostedService {
         if r.is_final {
             // A queued callback goes out now rather than at the dispatcher's next poll.
             self.callback_wake.notify_one();
+        }
+        if r.is_final && !d.passed {
+            self.limits
+                .identity_failed(r.cert_no, self.clock.now())
+                .await;
         }
         Ok(())
     }
@@ -1069,6 +1084,8 @@ struct Record<'a> {
     product: Product,
     face_key: Option<&'a str>,
     billing: Option<crate::db::billing::BillingEvent>,
+    /// The person's ID number: a final failure counts against the limit per identity.
+    cert_no: &'a str,
 }
 
 #[cfg(test)]

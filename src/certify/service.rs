@@ -69,6 +69,7 @@ pub struct CertifyService {
     pictures: Option<super::reference::PictureEncoder>,
     /// The key page links are derived under (see [`CertifyService::with_page_token_secret`]).
     page_tokens: hmac::Key,
+    limits: crate::limits::Limiter,
 }
 
 /// A new certify id (32 hex digits from 128 random bits): unguessable, URL-safe.
@@ -116,6 +117,7 @@ impl CertifyService {
             clock,
             pictures: None,
             page_tokens: random_page_token_key(),
+            limits: crate::limits::Limiter::off(),
         }
     }
 
@@ -172,6 +174,17 @@ impl CertifyService {
         (token, hash)
     }
 
+    /// The limits per ID number and per app that every front door applies (none unless set here).
+    pub fn with_limits(mut self, limits: crate::limits::Limiter) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &crate::limits::Limiter {
+        &self.limits
+    }
+
     pub fn clock(&self) -> &dyn Clock {
         self.clock.as_ref()
     }
@@ -203,6 +216,9 @@ impl CertifyService {
         {
             return same_or_conflict(existing);
         }
+        self.limits
+            .identity_call(request.cert_no.expose(), self.clock.now())
+            .await?;
         let scene_id = self.scene_for(app, &request.biz_code).await?;
         let certify_id = new_certify_id();
         let picture_key = match &request.contrast_picture {

@@ -7,6 +7,7 @@ pub mod cloud_keys;
 pub mod console_sessions;
 mod entities;
 pub mod identities;
+pub mod limits;
 pub mod scenes;
 pub mod stats;
 pub mod verifications;

@@ -424,23 +424,48 @@ fn hostile_images_postgres() {
     hostile_images(Backend::Postgres);
 }
 
-/// Eight sessions submit 200 frames of 1280² each at once: the work queues on the bound (2 at a time here), the
-/// server's peak RSS stays under the budget, and a signed gateway call still answers meanwhile.
+/// The heaviest submission the page accepts: 24 MiB of upload, as 70 frames of 1280² near the 256 KiB frame limit.
+fn heavy_frames() -> Vec<Vec<u8>> {
+    let mut amplitude = 48u32;
+    loop {
+        let mut seed = 0x2545_f491u32;
+        let img = image::RgbImage::from_fn(1280, 1280, |x, y| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let n = seed % amplitude;
+            image::Rgb([
+                ((x / 5 + n) % 256) as u8,
+                ((y / 5 + n) % 256) as u8,
+                (((x + y) / 10 + n) % 256) as u8,
+            ])
+        });
+        let mut frame = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut frame),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        if frame.len() < 250 * 1024 {
+            return vec![frame; 70];
+        }
+        amplitude /= 2;
+    }
+}
+
+/// Eight sessions submit the heaviest accepted upload at once: the work queues on the bound (2 at a time here),
+/// the server's peak RSS stays under the budget, and a signed gateway call still answers meanwhile.
 #[test]
 fn a_burst_of_heavy_submissions_stays_within_memory() {
     let mut s = setup(Backend::Sqlite);
-    let mut frame = Vec::new();
-    let img = image::RgbImage::from_fn(1280, 1280, |x, y| {
-        image::Rgb([(x / 5) as u8, (y / 5) as u8, ((x + y) / 10) as u8])
-    });
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(
-            &mut std::io::Cursor::new(&mut frame),
-            image::ImageFormat::Jpeg,
-        )
-        .unwrap();
-    eprintln!("frame: 1280², {} bytes", frame.len());
-    let frames = Arc::new(vec![frame; 200]);
+    let frames = Arc::new(heavy_frames());
+    let upload: usize = frames.iter().map(|f| f.len() * 4 / 3).sum();
+    eprintln!(
+        "heavy upload: {} frames of 1280², {} bytes each, {upload} bytes as base64",
+        frames.len(),
+        frames[0].len()
+    );
     let sessions: Vec<Session> = (0..8)
         .map(|i| open_session(&s, &format!("burst-{i}")))
         .collect();
@@ -466,6 +491,7 @@ fn a_burst_of_heavy_submissions_stays_within_memory() {
         "a signed initialize during the burst answered in {} ms",
         t.elapsed().as_millis()
     );
+    healthy(&mut s);
     let mut statuses = Vec::new();
     for h in handles {
         let (status, v) = h.join().unwrap();
@@ -478,7 +504,7 @@ fn a_burst_of_heavy_submissions_stays_within_memory() {
     healthy(&mut s);
     let peak = s.server.peak_rss_mib();
     eprintln!(
-        "burst of 8 × 200 frames: {:?} in {} ms; RSS idle {idle} MiB, peak {peak} MiB (budget {RSS_BUDGET_MIB})",
+        "burst of 8 heavy submissions: {:?} in {} ms; RSS idle {idle} MiB, peak {peak} MiB (budget {RSS_BUDGET_MIB})",
         statuses,
         started.elapsed().as_millis()
     );

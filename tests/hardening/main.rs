@@ -4,6 +4,7 @@
 mod common;
 
 mod images;
+mod limits;
 mod protocol;
 mod session;
 mod small;

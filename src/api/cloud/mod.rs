@@ -44,6 +44,11 @@ fn into_response(reply: CloudReply) -> Response {
     if let Ok(v) = header::HeaderValue::from_str(&reply.request_id) {
         builder = builder.header("x-acs-request-id", v);
     }
+    if let Some(ms) = reply.retry_after_ms {
+        builder = builder
+            .header("x-acs-retry-after", ms.to_string())
+            .header(header::RETRY_AFTER, ((ms + 999) / 1000).to_string());
+    }
     builder.body(reply.body)
 }
 

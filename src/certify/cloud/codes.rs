@@ -41,6 +41,13 @@ impl CloudError {
     pub fn no_certify_id() -> CloudError {
         CloudError::new("406", "CertifyId names no verification of this app")
     }
+    /// 418: the ID number was named, or failed, too often today (a limit per ID number).
+    pub fn too_many_today(refusal: &crate::limits::Refusal) -> CloudError {
+        CloudError::new(
+            "418",
+            format!("too many verifications of this identity today: {refusal}"),
+        )
+    }
     /// 419: a picture (or video) that cannot be used.
     pub fn unusable(message: impl Into<String>) -> CloudError {
         CloudError::new("419", message)

@@ -45,6 +45,8 @@ pub enum CloudOutcome {
     Business { code: &'static str, message: String },
     /// The action is not one this server implements (the front door answers `InvalidAction.NotFound`).
     UnknownAction,
+    /// Refused by a short-term limit (the front door answers `Throttling.User` with `x-acs-retry-after`).
+    Throttled(crate::limits::Refusal),
 }
 
 impl From<CloudError> for CloudOutcome {
@@ -55,6 +57,9 @@ impl From<CloudError> for CloudOutcome {
         }
     }
 }
+
+/// The actions whose `CertNo` counts against the limits per ID number.
+const IDENTITY_ACTIONS: &[&str] = &["InitFaceVerify", "ContrastFaceVerify"];
 
 /// Largest merchant picture (decoded), as the API documents: under 1 MB.
 pub const MAX_PICTURE_BYTES: usize = 1024 * 1024;
@@ -164,6 +169,11 @@ impl CloudService {
         self
     }
 
+    /// The limits per ID number and per app (the verification service's).
+    pub fn limits(&self) -> &crate::limits::Limiter {
+        self.certify.limits()
+    }
+
     /// Runs `action` for `app` (already authenticated) with the merged parameters. `Err` only for failures of the
     /// server itself (the front door answers `InternalError`).
     pub async fn call(
@@ -172,6 +182,9 @@ impl CloudService {
         action: &str,
         params: &Params,
     ) -> anyhow::Result<CloudOutcome> {
+        if let Some(refused) = self.identity_limit(app, action, params).await? {
+            return Ok(refused);
+        }
         let result = match action {
             "InitFaceVerify" => self.init_face_verify(app, params).await,
             "DescribeFaceVerify" => self.describe_face_verify(app, params).await,
@@ -184,6 +197,40 @@ impl CloudService {
             Ok(v) => CloudOutcome::Ok(v),
             Err(e) => e.into(),
         })
+    }
+
+    /// Counts a call of an action that names an ID number (`CertNo`) against the limits per ID number: `Some` when
+    /// refused (a daily limit: Code 418, "too many today"; the per-minute one: `Throttling.User`). A call under an
+    /// `OuterOrderNo` the app already used is not counted: the action answers it from what is stored (a retry) or
+    /// refuses it (other content), and neither tells anything new.
+    async fn identity_limit(
+        &self,
+        app: &App,
+        action: &str,
+        params: &Params,
+    ) -> anyhow::Result<Option<CloudOutcome>> {
+        if !IDENTITY_ACTIONS.contains(&action) {
+            return Ok(None);
+        }
+        let Some(cert_no) = params::optional(params, "CertNo") else {
+            return Ok(None);
+        };
+        if let Some(order) = params::optional(params, "OuterOrderNo") {
+            if verifications::find_by_order(&self.db, &app.app_id, order)
+                .await?
+                .is_some()
+            {
+                return Ok(None);
+            }
+        }
+        match self.limits().identity_call(cert_no, self.clock.now()).await {
+            Ok(()) => Ok(None),
+            Err(crate::limits::LimitError::Exceeded(r)) if r.limit.is_daily() => {
+                Ok(Some(CloudError::too_many_today(&r).into()))
+            }
+            Err(crate::limits::LimitError::Exceeded(r)) => Ok(Some(CloudOutcome::Throttled(r))),
+            Err(crate::limits::LimitError::Store(e)) => Err(e.into()),
+        }
     }
 
     /// The scene a request names: one of the calling app's.
@@ -759,6 +806,11 @@ impl CloudService {
             )
             .await?;
         let v = self.owned(app, &id).await?;
+        if !passed {
+            self.limits()
+                .identity_failed(request.cert_no.expose(), self.clock.now())
+                .await;
+        }
         self.hosted.metrics().decision(
             if passed { "passed" } else { "failed" },
             fail_reason.unwrap_or("-"),

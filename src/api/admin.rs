@@ -5,8 +5,9 @@ use std::sync::Arc;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Attachment, AttachmentType, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi, OpenApiService, SecurityScheme};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::registry::{MetaResponses, MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, OpenApiService, SecurityScheme};
 use sha2::{Digest, Sha256};
 
 use crate::billing::parse_day;
@@ -45,21 +46,6 @@ pub fn client_ip(req: &Request) -> std::net::IpAddr {
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
-/// A refusal of an address with too many recent failures, saying when to try again.
-pub fn too_many_failures(retry_after: i64) -> poem::Error {
-    let body = serde_json::json!({
-        "code": "TOO_MANY_FAILURES",
-        "message": format!("too many wrong admin tokens from this address; try again in {retry_after} s"),
-    });
-    poem::Error::from_response(
-        poem::Response::builder()
-            .status(poem::http::StatusCode::TOO_MANY_REQUESTS)
-            .header(poem::http::header::RETRY_AFTER, retry_after.to_string())
-            .content_type("application/json")
-            .body(body.to_string()),
-    )
-}
-
 /// An attempt with the admin token `given` from the client of `req`, decided and counted by the shared throttle
 /// (the console's login and the admin API both come here); refusals are logged, as `what`'s, without the token.
 pub fn admin_token_attempt(
@@ -82,51 +68,172 @@ pub fn admin_token_attempt(
     attempt
 }
 
-async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<()> {
-    let unauthorized = || poem::Error::from_status(poem::http::StatusCode::UNAUTHORIZED);
-    let ctx = req.data::<Arc<AppContext>>().ok_or_else(unauthorized)?;
-    match admin_token_attempt(ctx, req, &bearer.token, "admin API") {
-        Attempt::Valid => Ok(()),
-        Attempt::Wrong => Err(unauthorized()),
-        Attempt::Locked { retry_after } => Err(too_many_failures(retry_after)),
+/// Why the admin token of a request was refused. The checker of [`AdminAuth`] returns it, and [`refusal`] turns it
+/// into the documented 401 or 429.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenRefused {
+    #[error("a valid admin token is required (Authorization: Bearer <admin token>)")]
+    Wrong,
+    #[error("too many wrong admin tokens from this address; try again in {retry_after} s")]
+    Locked { retry_after: i64 },
+}
+
+impl poem::error::ResponseError for TokenRefused {
+    fn status(&self) -> poem::http::StatusCode {
+        match self {
+            TokenRefused::Wrong => poem::http::StatusCode::UNAUTHORIZED,
+            TokenRefused::Locked { .. } => poem::http::StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    fn as_response(&self) -> poem::Response {
+        use poem::IntoResponse;
+        AdminError::from(self).into_response()
     }
 }
 
-/// An error the caller can act on.
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<()> {
+    let ctx = req.data::<Arc<AppContext>>().ok_or(TokenRefused::Wrong)?;
+    match admin_token_attempt(ctx, req, &bearer.token, "admin API") {
+        Attempt::Valid => Ok(()),
+        Attempt::Wrong => Err(TokenRefused::Wrong.into()),
+        Attempt::Locked { retry_after } => Err(TokenRefused::Locked { retry_after }.into()),
+    }
+}
+
+/// Stable error codes.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// A parameter is missing, malformed or out of range.
+    InvalidParameter,
+    /// No admin token, or a wrong one.
+    Unauthorized,
+    /// Too many wrong admin tokens from the address.
+    TooManyFailures,
+    /// No such object.
+    NotFound,
+    /// The server could not answer (the database failed); retry later.
+    SystemError,
+}
+
+/// An error the caller can act on: the body of every refusal of the admin API.
 #[derive(Object)]
 pub struct ErrorBody {
-    /// Stable code: `INVALID_PARAMETER`, `NOT_FOUND` or `SYSTEM_ERROR`.
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 
+fn error_body(code: ErrorCode, message: impl Into<String>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code,
+        message: message.into(),
+    })
+}
+
+/// A refusal, as every operation of the admin API documents it.
 #[derive(ApiResponse)]
 pub enum AdminError {
-    /// A parameter is malformed.
+    /// A parameter is missing, malformed or out of range (`INVALID_PARAMETER`).
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// No such object.
-    #[oai(status = 404)]
-    NotFound(Json<ErrorBody>),
-    /// The database failed; retry later.
+    /// No admin token, or a wrong one (`UNAUTHORIZED`).
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>, #[oai(header = "WWW-Authenticate")] String),
+    /// Too many wrong admin tokens from this address (`TOO_MANY_FAILURES`); retry after `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyFailures(Json<ErrorBody>, #[oai(header = "Retry-After")] i64),
+    /// The database failed (`SYSTEM_ERROR`); retry later.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
 }
 
 fn bad(message: impl Into<String>) -> AdminError {
-    AdminError::BadRequest(Json(ErrorBody {
-        code: "INVALID_PARAMETER".into(),
-        message: message.into(),
-    }))
+    AdminError::BadRequest(error_body(ErrorCode::InvalidParameter, message))
+}
+
+impl From<&TokenRefused> for AdminError {
+    fn from(e: &TokenRefused) -> Self {
+        match e {
+            TokenRefused::Wrong => AdminError::Unauthorized(
+                error_body(ErrorCode::Unauthorized, e.to_string()),
+                "Bearer".into(),
+            ),
+            TokenRefused::Locked { retry_after } => AdminError::TooManyFailures(
+                error_body(ErrorCode::TooManyFailures, e.to_string()),
+                *retry_after,
+            ),
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for AdminError {
     fn from(e: sea_orm::DbErr) -> Self {
         tracing::error!(error = %e, "admin query failed");
-        AdminError::Unavailable(Json(ErrorBody {
-            code: "SYSTEM_ERROR".into(),
-            message: "the database is unavailable".into(),
-        }))
+        AdminError::Unavailable(error_body(
+            ErrorCode::SystemError,
+            "the database is unavailable",
+        ))
+    }
+}
+
+/// The bad-request handler of the admin API: a request refused before its handler ran (a parameter that does not
+/// parse or validate, a missing or wrong admin token, a locked-out address) gets the documented status and envelope
+/// instead of poem's plain-text error.
+pub fn refusal(err: poem::Error) -> AdminError {
+    if let Some(t) = err.downcast_ref::<TokenRefused>() {
+        return AdminError::from(t);
+    }
+    let status = err.status();
+    if status == poem::http::StatusCode::UNAUTHORIZED {
+        // No `Authorization: Bearer` header at all (poem-openapi's own refusal).
+        return AdminError::from(&TokenRefused::Wrong);
+    }
+    if status.is_server_error() {
+        tracing::error!(error = %err, "admin request failed before its handler");
+        return AdminError::Unavailable(error_body(
+            ErrorCode::SystemError,
+            "the server could not answer; retry later",
+        ));
+    }
+    bad(err.to_string())
+}
+
+/// What an admin operation answers: its own response `T`, or a refusal of a request that did not parse (see
+/// [`refusal`]). Operations return `Result<Checked<T>, AdminError>`, so the refusals are documented by the `Err` side.
+pub enum Checked<T> {
+    Answer(T),
+    Refused(AdminError),
+}
+
+impl<T> From<T> for Checked<T> {
+    fn from(t: T) -> Self {
+        Checked::Answer(t)
+    }
+}
+
+impl<T: poem::IntoResponse> poem::IntoResponse for Checked<T> {
+    fn into_response(self) -> poem::Response {
+        match self {
+            Checked::Answer(t) => t.into_response(),
+            Checked::Refused(e) => e.into_response(),
+        }
+    }
+}
+
+impl<T: ApiResponse> ApiResponse for Checked<T> {
+    const BAD_REQUEST_HANDLER: bool = true;
+
+    fn meta() -> MetaResponses {
+        T::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn from_parse_request_error(err: poem::Error) -> Self {
+        Checked::Refused(refusal(err))
     }
 }
 
@@ -135,15 +242,19 @@ impl From<sea_orm::DbErr> for AdminError {
 pub struct VerificationItem {
     pub certify_id: String,
     pub app_id: String,
+    #[oai(nullable)]
     pub scene_id: Option<i64>,
     pub product: String,
     pub outer_order_no: String,
     /// `initialized`, `in_progress`, `passed`, `failed` or `expired`.
     pub state: String,
+    #[oai(nullable)]
     pub passed: Option<bool>,
+    #[oai(nullable)]
     pub fail_reason: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
+    #[oai(nullable)]
     pub decided_at: Option<i64>,
 }
 
@@ -151,7 +262,8 @@ pub struct VerificationItem {
 #[derive(Object)]
 pub struct VerificationPage {
     pub items: Vec<VerificationItem>,
-    /// Pass it as `cursor` for the next page; absent on the last page.
+    /// Pass it as `cursor` for the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -163,6 +275,7 @@ pub struct BillingItem {
     pub day: String,
     pub billed_at: i64,
     pub app_id: String,
+    #[oai(nullable)]
     pub scene_id: Option<i64>,
     pub product: String,
     /// `PASS` (FACE) or `CALL` (per-call products).
@@ -175,6 +288,7 @@ pub struct BillingItem {
 #[derive(Object)]
 pub struct BillingPage {
     pub items: Vec<BillingItem>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -183,6 +297,7 @@ pub struct BillingPage {
 pub struct DailyItem {
     pub day: String,
     pub app_id: String,
+    #[oai(nullable)]
     pub scene_id: Option<i64>,
     pub product: String,
     pub event: String,
@@ -203,28 +318,82 @@ pub struct SceneItem {
     pub app_id: String,
     pub name: String,
     pub product: String,
+    #[oai(nullable)]
     pub match_far: Option<String>,
+    #[oai(nullable)]
     pub max_attempts: Option<u32>,
+    #[oai(nullable)]
     pub retention_days: Option<u32>,
     pub keep_photos: bool,
     /// Liveness strictness: `standard` or `strict` (unset: standard).
+    #[oai(nullable)]
     pub liveness: Option<String>,
     pub is_default: bool,
 }
 
+/// The CSV export.
+#[derive(ApiResponse)]
+pub enum CsvExport {
+    /// The billing records as CSV (UTF-8, header row first), as a download.
+    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
+    Csv(
+        Binary<Vec<u8>>,
+        #[oai(header = "Content-Disposition")] String,
+    ),
+}
+
+/// One verification, or none.
+#[derive(ApiResponse)]
+pub enum VerificationLookup {
+    /// The verification.
+    #[oai(status = 200)]
+    Found(Json<VerificationItem>),
+    /// No verification has this certify_id (`NOT_FOUND`).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+}
+
 const MAX_LIMIT: u32 = 500;
+
+/// A day parameter, `YYYY-MM-DD`: documented as `format: date`, refused with the envelope when it is not one.
+pub struct Day(String);
+
+impl poem_openapi::types::Type for Day {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "string_date".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "date")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl poem_openapi::types::ParseFromParameter for Day {
+    fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
+        parse_day(value)
+            .map(Day)
+            .ok_or_else(|| poem_openapi::types::ParseError::custom("not a day, YYYY-MM-DD"))
+    }
+}
 
 /// Checked `from`/`to` days; both optional.
 fn days(
-    from: Option<String>,
-    to: Option<String>,
+    from: Option<Day>,
+    to: Option<Day>,
 ) -> Result<(Option<String>, Option<String>), AdminError> {
-    let from = from
-        .map(|d| parse_day(&d).ok_or_else(|| bad("from must be a day, YYYY-MM-DD")))
-        .transpose()?;
-    let to = to
-        .map(|d| parse_day(&d).ok_or_else(|| bad("to must be a day, YYYY-MM-DD")))
-        .transpose()?;
+    let (from, to) = (from.map(|d| d.0), to.map(|d| d.0));
     if let (Some(f), Some(t)) = (&from, &to) {
         if f > t {
             return Err(bad("from must not be after to"));
@@ -272,16 +441,16 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         ctx: poem::web::Data<&Arc<AppContext>>,
-        from: Query<Option<String>>,
-        to: Query<Option<String>>,
+        from: Query<Option<Day>>,
+        to: Query<Option<Day>>,
         app_id: Query<Option<String>>,
         scene_id: Query<Option<i64>>,
         product: Query<Option<String>>,
         outcome: Query<Option<String>>,
         outer_order_no: Query<Option<String>>,
         cursor: Query<Option<String>>,
-        limit: Query<Option<u32>>,
-    ) -> Result<Json<VerificationPage>, AdminError> {
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+    ) -> Result<Checked<Json<VerificationPage>>, AdminError> {
         let (from, to) = days(from.0, to.0)?;
         let cal = ctx.hosted.settings().calendar;
         let limit = limit_of(limit.0)?;
@@ -331,7 +500,8 @@ impl AdminApi {
                 })
                 .collect(),
             next_cursor,
-        }))
+        })
+        .into())
     }
 
     /// Billing records of the days `from`..=`to` (billing calendar), in the order they were written.
@@ -341,14 +511,14 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         ctx: poem::web::Data<&Arc<AppContext>>,
-        from: Query<Option<String>>,
-        to: Query<Option<String>>,
+        from: Query<Option<Day>>,
+        to: Query<Option<Day>>,
         app_id: Query<Option<String>>,
         scene_id: Query<Option<i64>>,
         product: Query<Option<String>>,
         cursor: Query<Option<String>>,
-        limit: Query<Option<u32>>,
-    ) -> Result<Json<BillingPage>, AdminError> {
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+    ) -> Result<Checked<Json<BillingPage>>, AdminError> {
         let (from_day, to_day) = days(from.0, to.0)?;
         let limit = limit_of(limit.0)?;
         let after = match cursor.0.as_deref() {
@@ -385,7 +555,8 @@ impl AdminApi {
                 })
                 .collect(),
             next_cursor,
-        }))
+        })
+        .into())
     }
 
     /// Billable events per day, app, scene, product and event of the days `from`..=`to` (billing calendar), with their sum.
@@ -395,12 +566,12 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         ctx: poem::web::Data<&Arc<AppContext>>,
-        from: Query<Option<String>>,
-        to: Query<Option<String>>,
+        from: Query<Option<Day>>,
+        to: Query<Option<Day>>,
         app_id: Query<Option<String>>,
         scene_id: Query<Option<i64>>,
         product: Query<Option<String>>,
-    ) -> Result<Json<DailyTotals>, AdminError> {
+    ) -> Result<Checked<Json<DailyTotals>>, AdminError> {
         let (from_day, to_day) = days(from.0, to.0)?;
         let filter = BillingFilter {
             from_day,
@@ -424,7 +595,8 @@ impl AdminApi {
         Ok(Json(DailyTotals {
             total: items.iter().map(|i| i.count).sum(),
             items,
-        }))
+        })
+        .into())
     }
 
     /// The billing records of the days `from`..=`to` (billing calendar) as CSV with a header row.
@@ -433,10 +605,10 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         ctx: poem::web::Data<&Arc<AppContext>>,
-        from: Query<String>,
-        to: Query<String>,
+        from: Query<Day>,
+        to: Query<Day>,
         app_id: Query<Option<String>>,
-    ) -> Result<Attachment<Vec<u8>>, AdminError> {
+    ) -> Result<Checked<CsvExport>, AdminError> {
         let (from_day, to_day) = days(Some(from.0), Some(to.0))?;
         let filter = BillingFilter {
             from_day: from_day.clone(),
@@ -451,13 +623,15 @@ impl AdminApi {
                 Ok(db) => AdminError::from(db),
                 Err(e) => AdminError::from(sea_orm::DbErr::Custom(e.to_string())),
             })?;
-        Ok(Attachment::new(out)
-            .attachment_type(AttachmentType::Attachment)
-            .filename(format!(
-                "billing-{}-{}.csv",
+        Ok(CsvExport::Csv(
+            Binary(out),
+            format!(
+                "attachment; filename=\"billing-{}-{}.csv\"",
                 from_day.unwrap_or_default(),
                 to_day.unwrap_or_default()
-            )))
+            ),
+        )
+        .into())
     }
 
     /// Scenes, of one app or of all.
@@ -467,7 +641,7 @@ impl AdminApi {
         _auth: AdminAuth,
         ctx: poem::web::Data<&Arc<AppContext>>,
         app_id: Query<Option<String>>,
-    ) -> Result<Json<Vec<SceneItem>>, AdminError> {
+    ) -> Result<Checked<Json<Vec<SceneItem>>>, AdminError> {
         Ok(Json(
             crate::db::scenes::list(&ctx.db, app_id.0.as_deref())
                 .await?
@@ -484,8 +658,9 @@ impl AdminApi {
                     liveness: s.liveness,
                     is_default: s.is_default,
                 })
-                .collect(),
-        ))
+                .collect::<Vec<_>>(),
+        )
+        .into())
     }
 
     /// One verification.
@@ -495,17 +670,16 @@ impl AdminApi {
         _auth: AdminAuth,
         ctx: poem::web::Data<&Arc<AppContext>>,
         certify_id: Path<String>,
-    ) -> Result<Json<VerificationItem>, AdminError> {
-        let v = verifications::find(&ctx.db, &certify_id.0)
-            .await?
-            .ok_or_else(|| {
-                AdminError::NotFound(Json(ErrorBody {
-                    code: "NOT_FOUND".into(),
-                    message: "no such verification".into(),
-                }))
-            })?;
+    ) -> Result<Checked<VerificationLookup>, AdminError> {
+        let Some(v) = verifications::find(&ctx.db, &certify_id.0).await? else {
+            return Ok(VerificationLookup::NotFound(error_body(
+                ErrorCode::NotFound,
+                "no such verification",
+            ))
+            .into());
+        };
         let now = ctx.certify.clock().now();
-        Ok(Json(VerificationItem {
+        Ok(VerificationLookup::Found(Json(VerificationItem {
             state: v.state.at(now, v.expires_at).as_str().to_string(),
             certify_id: v.certify_id,
             app_id: v.app_id,
@@ -517,6 +691,7 @@ impl AdminApi {
             created_at: v.created_at,
             decided_at: v.decided_at,
         }))
+        .into())
     }
 }
 

@@ -6,5 +6,6 @@ mod common;
 mod images;
 mod limits;
 mod protocol;
+mod schema;
 mod session;
 mod small;

@@ -65,9 +65,19 @@ async fn images_are_deleted_after_their_retention() {
             default_scenes: Default::default(),
         },
         Arc::new(At(now)),
-    );
-    let mut picture = b"\xff\xd8\xff\xe0".to_vec();
-    picture.resize(64, 0);
+    )
+    .with_pictures(shiren::certify::reference::PictureEncoder::new(
+        Arc::new(NoEngine),
+        shiren::face::work::WorkPool::default(),
+    ));
+    // A real (blank) JPEG: its header is checked and it is decoded once, at initialize.
+    let mut picture = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(48, 48))
+        .write_to(
+            &mut std::io::Cursor::new(&mut picture),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
     let biz = serde_json::json!({
         "outer_order_no": "r1",
         "biz_code": "FACE",

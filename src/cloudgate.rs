@@ -37,7 +37,7 @@ pub struct CloudRequest {
 
 impl CloudRequest {
     /// A header's value; repeated headers joined by `,`.
-    fn header(&self, name: &str) -> Option<String> {
+    pub fn header(&self, name: &str) -> Option<String> {
         let values: Vec<&str> = self
             .headers
             .iter()
@@ -541,7 +541,8 @@ fn internal(what: &str, e: impl std::fmt::Display) -> GateError {
     GateError::Internal
 }
 
-fn check_nonce_shape(nonce: &str) -> Result<(), GateError> {
+/// Refuses an empty, overlong or non-printable signature nonce.
+pub fn check_nonce_shape(nonce: &str) -> Result<(), GateError> {
     if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN || nonce.chars().any(char::is_control) {
         return Err(GateError::InvalidParameter(format!(
             "the signature nonce must be 1-{MAX_NONCE_LEN} printable characters"
@@ -551,7 +552,7 @@ fn check_nonce_shape(nonce: &str) -> Result<(), GateError> {
 }
 
 /// The action: the `x-acs-action` header, else the `Action` parameter of the query or the form body.
-fn action_of(req: &CloudRequest) -> Option<String> {
+pub fn action_of(req: &CloudRequest) -> Option<String> {
     if let Some(a) = req.header("x-acs-action").filter(|a| !a.is_empty()) {
         return Some(a);
     }
@@ -566,12 +567,12 @@ fn action_of(req: &CloudRequest) -> Option<String> {
 }
 
 /// Only a plausible API name may reach logs or the actions.
-fn plausible_action(a: &str) -> bool {
+pub fn plausible_action(a: &str) -> bool {
     !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Form pairs decoded as UTF-8 (`+` and `%20` both a space).
-fn decode_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, GateError> {
+pub fn decode_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, GateError> {
     split_form(raw)
         .into_iter()
         .map(|(k, v)| {

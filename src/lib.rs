@@ -11,6 +11,8 @@ pub mod console;
 pub mod db;
 pub mod error;
 pub mod face;
+/// The entry points of the fuzz targets (`fuzz/`) and of the corpus replay test.
+pub mod fuzzing;
 pub mod gateway;
 pub mod keys;
 pub mod media;

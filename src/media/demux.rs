@@ -207,8 +207,9 @@ pub fn demux(bytes: &[u8], limits: &VideoLimits) -> Result<Demuxed, VideoError> 
     })
 }
 
-/// Where the child boxes of a box start in its body, for the boxes on the paths `mp4parse` reads: containers, and
-/// the sample entries inside `stsd`, which it reads by the track's handler type.
+/// Where the child boxes of a box start in its body, for the boxes on the paths `mp4parse` reads: containers (the
+/// metadata list and its items included), and the sample entries inside `stsd`, which it reads by the track's
+/// handler type.
 fn children_at(kind: &[u8], body: &[u8], parent: &[u8], handler: Option<[u8; 4]>) -> Option<usize> {
     if parent == b"stsd" {
         return match &handler? {
@@ -221,9 +222,13 @@ fn children_at(kind: &[u8], body: &[u8], parent: &[u8], handler: Option<[u8; 4]>
             _ => None,
         };
     }
+    // Each item of the metadata list holds its `data` boxes.
+    if parent == b"ilst" {
+        return Some(0);
+    }
     match kind {
         b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"udta" | b"dinf"
-        | b"sinf" | b"schi" | b"tref" | b"wave" => Some(0),
+        | b"sinf" | b"schi" | b"tref" | b"wave" | b"ilst" => Some(0),
         b"meta" => Some(4),
         b"stsd" | b"dref" => Some(8),
         _ => None,

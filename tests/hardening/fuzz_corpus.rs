@@ -120,9 +120,15 @@ fn seeds_reach_the_deep_paths() {
 fn the_videos_that_reserved_gigabytes_are_refused_for_what_they_claim() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/artifacts/video");
     for (name, says) in [
-        ("oom-stsc-declares-1e9-entries", "stsc box declares more entries"),
+        (
+            "oom-stsc-declares-1e9-entries",
+            "stsc box declares more entries",
+        ),
         ("oom-ftyp-claims-4GB", "ftyp box is larger than the file"),
-        ("oom-sample-table-of-4e9-samples", "frames, more than the 1200 allowed"),
+        (
+            "oom-sample-table-of-4e9-samples",
+            "frames, more than the 1200 allowed",
+        ),
     ] {
         let data = std::fs::read(dir.join(name)).unwrap();
         let e = shiren::media::decode_video(&data, &Default::default()).unwrap_err();

@@ -3,5 +3,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod fuzz;
 mod fuzz_corpus;
 mod images;

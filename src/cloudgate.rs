@@ -37,7 +37,7 @@ pub struct CloudRequest {
 
 impl CloudRequest {
     /// A header's value; repeated headers joined by `,`.
-    fn header(&self, name: &str) -> Option<String> {
+    pub fn header(&self, name: &str) -> Option<String> {
         let values: Vec<&str> = self
             .headers
             .iter()
@@ -578,7 +578,8 @@ fn internal(what: &str, e: impl std::fmt::Display) -> GateError {
     GateError::Internal
 }
 
-fn check_nonce_shape(nonce: &str) -> Result<(), GateError> {
+/// Refuses an empty, overlong or non-printable signature nonce.
+pub fn check_nonce_shape(nonce: &str) -> Result<(), GateError> {
     if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN || nonce.chars().any(char::is_control) {
         return Err(GateError::InvalidParameter(format!(
             "the signature nonce must be 1-{MAX_NONCE_LEN} printable characters"
@@ -623,7 +624,7 @@ fn common_value(
 
 /// The action named by a request, read without decoding everything (for the log line of a refused request only;
 /// `common_value` decides which action runs).
-fn action_of(req: &CloudRequest) -> Option<String> {
+pub fn action_of(req: &CloudRequest) -> Option<String> {
     if let Some(a) = req.header("x-acs-action").filter(|a| !a.is_empty()) {
         return Some(a);
     }
@@ -638,12 +639,12 @@ fn action_of(req: &CloudRequest) -> Option<String> {
 }
 
 /// Only a plausible API name may reach logs or the actions.
-fn plausible_action(a: &str) -> bool {
+pub fn plausible_action(a: &str) -> bool {
     !a.is_empty() && a.len() <= 64 && a.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Form pairs decoded as UTF-8 (`+` and `%20` both a space).
-fn decode_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, GateError> {
+pub fn decode_pairs(raw: &[u8]) -> Result<Vec<(String, String)>, GateError> {
     split_form(raw)
         .into_iter()
         .map(|(k, v)| {

@@ -12,6 +12,8 @@ pub mod db;
 pub mod error;
 pub mod face;
 pub mod files;
+/// The entry points of the fuzz targets (`fuzz/`) and of the corpus replay test.
+pub mod fuzzing;
 pub mod gateway;
 pub mod keys;
 pub mod limits;

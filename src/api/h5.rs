@@ -321,7 +321,8 @@ struct FrameBody {
     jpeg: String,
 }
 
-fn parse_attempt(bytes: &[u8]) -> Result<(String, Vec<FrameIn>), HostedError> {
+/// Reads an attempt upload: the challenge id and the frames, base64-decoded (public for the fuzz targets).
+pub fn parse_attempt(bytes: &[u8]) -> Result<(String, Vec<FrameIn>), HostedError> {
     let body: AttemptBody = serde_json::from_slice(bytes)
         .map_err(|e| HostedError::BadFrames(format!("body is not the expected JSON: {e}")))?;
     let frames = body

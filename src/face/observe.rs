@@ -49,8 +49,13 @@ pub fn thumb(img: &RgbImage) -> Thumb {
 }
 
 /// Shift of the ring between 1.3× and 2.4× the face box from `prev` to `cur`, in frame pixels (best mean absolute
-/// difference over shifts up to ±8 thumb pixels). `None` when the ring has too little texture to tell.
+/// difference over shifts up to ±8 thumb pixels). `None` when the ring has too little texture to tell, or when the
+/// two frames differ in size (a client may upload frames of any sizes: nothing to compare, and no pixel of `prev`
+/// may be read outside it).
 pub fn surround_shift(prev: &Thumb, cur: &Thumb, bbox: [f32; 4]) -> Option<Point> {
+    if prev.gray.dimensions() != cur.gray.dimensions() {
+        return None;
+    }
     let s = cur.scale;
     let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0 / s, (bbox[1] + bbox[3]) / 2.0 / s);
     let (w, h) = ((bbox[2] - bbox[0]) / s, (bbox[3] - bbox[1]) / s);
@@ -121,4 +126,25 @@ pub fn observe(
         o.surround_shift = prev.and_then(|p| surround_shift(p, &th, b));
     }
     Ok((o, th))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn textured(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            let v = ((x * 37 + y * 91) % 251) as u8;
+            image::Rgb([v, v.wrapping_mul(3), 255 - v])
+        })
+    }
+
+    #[test]
+    fn frames_of_different_sizes_have_no_shift_and_no_panic() {
+        let (a, b) = (thumb(&textured(96, 72)), thumb(&textured(72, 96)));
+        let bbox = [24.0, 24.0, 48.0, 48.0];
+        assert!(surround_shift(&a, &b, bbox).is_none());
+        assert!(surround_shift(&b, &a, bbox).is_none());
+        assert!(surround_shift(&a, &a, bbox).is_some());
+    }
 }

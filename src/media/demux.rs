@@ -80,6 +80,7 @@ pub fn demux(bytes: &[u8], limits: &VideoLimits) -> Result<Demuxed, VideoError> 
         return Err(VideoError::NotMp4("no ISO media box at the start".into()));
     }
     let starts_with_ftyp = &bytes[4..8] == b"ftyp";
+    check_boxes(bytes, 0, b"", None)?;
     let ctx = mp4parse::read_mp4(&mut Cursor::new(bytes)).map_err(|e| match e {
         mp4parse::Error::MoovMissing if !starts_with_ftyp => {
             VideoError::NotMp4("no movie header".into())
@@ -131,6 +132,11 @@ pub fn demux(bytes: &[u8], limits: &VideoLimits) -> Result<Demuxed, VideoError> 
     let table = create_sample_table(track, CheckedInteger(0)).ok_or_else(|| {
         VideoError::Corrupt("the video track's sample table is inconsistent".into())
     })?;
+    debug_assert_eq!(
+        table.len() as u64,
+        count,
+        "declared_samples is out of step with mp4parse"
+    );
     if table.is_empty() {
         return Err(VideoError::Corrupt(
             "the video track has no samples (fragmented MP4 is not supported)".into(),
@@ -201,23 +207,178 @@ pub fn demux(bytes: &[u8], limits: &VideoLimits) -> Result<Demuxed, VideoError> 
     })
 }
 
-/// Samples the chunk tables declare (`stsc` runs over the `stco` chunks), saturating.
+/// Where the child boxes of a box start in its body, for the boxes on the paths `mp4parse` reads: containers (the
+/// metadata list and its items included), and the sample entries inside `stsd`, which it reads by the track's
+/// handler type.
+fn children_at(kind: &[u8], body: &[u8], parent: &[u8], handler: Option<[u8; 4]>) -> Option<usize> {
+    if parent == b"stsd" {
+        return match &handler? {
+            b"vide" | b"pict" | b"auxv" => Some(78),
+            b"soun" => match body.get(8..10) {
+                Some([0, 1]) => Some(44),
+                Some([0, 2]) => Some(64),
+                _ => Some(28),
+            },
+            _ => None,
+        };
+    }
+    // Each item of the metadata list holds its `data` boxes.
+    if parent == b"ilst" {
+        return Some(0);
+    }
+    match kind {
+        b"moov" | b"trak" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"udta" | b"dinf"
+        | b"sinf" | b"schi" | b"tref" | b"wave" | b"ilst" => Some(0),
+        b"meta" => Some(4),
+        b"stsd" | b"dref" => Some(8),
+        _ => None,
+    }
+}
+
+/// The handler type of a track (`trak` body → `mdia` → `hdlr`).
+fn handler_of(trak: &[u8]) -> Option<[u8; 4]> {
+    let mdia = boxes(trak).find(|(k, _)| *k == b"mdia")?.1;
+    let hdlr = boxes(mdia).find(|(k, _)| *k == b"hdlr")?.1;
+    hdlr.get(8..12)?.try_into().ok()
+}
+
+/// The boxes of a body that fit in it, as (type, body); stops at the first that does not.
+fn boxes(bytes: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let (header, size) = box_header(bytes.get(pos..)?)?;
+        let b = bytes.get(pos..pos.checked_add(size)?)?;
+        pos += size;
+        Some((&b[4..8], &b[header..]))
+    })
+}
+
+/// A box's header length and declared size; `None` without a whole header, or for a size mp4parse refuses itself
+/// (zero, or smaller than the header).
+fn box_header(bytes: &[u8]) -> Option<(usize, usize)> {
+    let word = |at: usize| -> Option<u64> {
+        let b = bytes.get(at..at + 4)?;
+        Some(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let (header, size) = match word(0)? {
+        1 => (16, (word(8)? << 32) | word(12)?),
+        n => (8, n),
+    };
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    (size >= header && bytes.len() >= header).then_some((header, size))
+}
+
+/// Refuses an MP4 whose boxes claim more than they hold. `mp4parse` reserves memory from what a box declares (its
+/// size, or a table's entry count) before reading it: fallibly, yet a 2 KB file could reserve gigabytes. So every
+/// box on the paths it reads must fit in the box (or the file) it sits in, and every table it sizes from a count
+/// (`stts`, `stsc`, `stco`, `co64`, `stss`, `stsz`, `elst`, `stsd`) must hold that many entries. Headers it cannot
+/// read at all are left for it to report.
+fn check_boxes(
+    bytes: &[u8],
+    depth: u32,
+    parent: &[u8],
+    handler: Option<[u8; 4]>,
+) -> Result<(), VideoError> {
+    let mut pos = 0usize;
+    while let Some((header, size)) = bytes.get(pos..).and_then(box_header) {
+        let kind = &bytes[pos + 4..pos + 8];
+        if size > bytes.len() - pos {
+            // At the top, mp4parse skips media data without reading it into memory.
+            if depth == 0 && matches!(kind, b"mdat" | b"free" | b"skip" | b"wide") {
+                return Ok(());
+            }
+            return Err(VideoError::Corrupt(format!(
+                "the {} box is larger than {}",
+                String::from_utf8_lossy(kind),
+                if depth == 0 {
+                    "the file (is it truncated?)"
+                } else {
+                    "the box it is in"
+                }
+            )));
+        }
+        let body = &bytes[pos + header..pos + size];
+        check_table(kind, body)?;
+        let handler = if kind == b"trak" {
+            handler_of(body)
+        } else {
+            handler
+        };
+        if let Some(skip) = children_at(kind, body, parent, handler).filter(|_| depth < 16) {
+            check_boxes(body.get(skip..).unwrap_or(&[]), depth + 1, kind, handler)?;
+        }
+        pos += size;
+    }
+    Ok(())
+}
+
+/// One box's declared entry count against its body (after the version and flags).
+fn check_table(kind: &[u8], body: &[u8]) -> Result<(), VideoError> {
+    let word = |at: usize| -> u64 {
+        body.get(at..at + 4).map_or(0, |b| {
+            u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        })
+    };
+    // (offset of the count, bytes per entry)
+    let (count_at, entry) = match kind {
+        b"stts" | b"co64" => (4, 8),
+        b"stsc" => (4, 12),
+        b"stco" | b"stss" => (4, 4),
+        // A sample size of zero means a table of sizes follows.
+        b"stsz" if word(4) == 0 => (8, 4),
+        b"elst" => (4, if body.first() == Some(&1) { 20 } else { 12 }),
+        // Each description is a box of at least 8 bytes.
+        b"stsd" => (4, 8),
+        _ => return Ok(()),
+    };
+    let room = (body.len() as u64).saturating_sub(count_at + 4);
+    if word(count_at as usize).saturating_mul(entry) > room {
+        return Err(VideoError::Corrupt(format!(
+            "the {} box declares more entries than it holds",
+            String::from_utf8_lossy(kind)
+        )));
+    }
+    Ok(())
+}
+
+/// The number of samples `mp4parse::unstable::create_sample_table` will build (and reserve room for) from the
+/// chunk tables, counted the same way: `stsc` runs over the `stco` chunks, a run with the same first chunk as the
+/// next skipped, and the count ending at the first empty run or at a run longer than the chunks left. Kept in step
+/// with mp4parse 0.17 (the lock file pins it); a debug assertion in `demux` compares it with the built table.
 fn declared_samples(track: &mp4parse::Track) -> u64 {
     let (Some(stsc), Some(stco)) = (&track.stsc, &track.stco) else {
         return 0;
     };
-    let chunks = stco.offsets.len() as u64;
-    let runs = stsc.samples.as_slice();
+    let mut chunks_left = u32::try_from(stco.offsets.len()).unwrap_or(u32::MAX);
+    let mut runs = stsc.samples.as_slice().iter().peekable();
     let mut total = 0u64;
-    for (i, run) in runs.iter().enumerate() {
-        let first = u64::from(run.first_chunk.max(1));
-        let end = runs.get(i + 1).map_or(chunks + 1, |next| {
-            u64::from(next.first_chunk).min(chunks + 1)
-        });
-        let n = end.saturating_sub(first);
-        total = total.saturating_add(n.saturating_mul(u64::from(run.samples_per_chunk)));
+    loop {
+        let (first, end, per_chunk) = loop {
+            match (runs.next(), runs.peek()) {
+                (Some(run), Some(next)) if run.first_chunk == next.first_chunk => continue,
+                (Some(run), Some(next)) if run.first_chunk > 0 && next.first_chunk > 0 => {
+                    break (
+                        run.first_chunk - 1,
+                        next.first_chunk - 1,
+                        run.samples_per_chunk,
+                    )
+                }
+                (Some(run), None) if run.first_chunk > 0 => {
+                    break match run.first_chunk.checked_add(chunks_left) {
+                        Some(end) => (run.first_chunk - 1, end - 1, run.samples_per_chunk),
+                        None => (0, 0, 0),
+                    }
+                }
+                _ => break (0, 0, 0),
+            }
+        };
+        let len = end.saturating_sub(first);
+        let Some(left) = chunks_left.checked_sub(len).filter(|_| len > 0) else {
+            return total;
+        };
+        chunks_left = left;
+        total = total.saturating_add(u64::from(len) * u64::from(per_chunk));
     }
-    total
 }
 
 /// The SPS and PPS units and the NAL length size of an `AVCDecoderConfigurationRecord`.

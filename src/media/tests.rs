@@ -106,6 +106,45 @@ fn duration_and_frame_limits_are_checked_before_decoding() {
 }
 
 #[test]
+fn tables_declaring_more_entries_than_their_box_holds_are_refused_before_parsing() {
+    let l = VideoLimits::default();
+    let base = movie_with_samples(b"avc1", Some((30, 100)));
+    for kind in [b"stts", b"stsc", b"stco", b"stsd"] {
+        let at = base.windows(4).position(|w| w == kind).unwrap();
+        // The entry count follows the box type, the version and the flags.
+        let mut b = base.clone();
+        b[at + 8..at + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+        let e = decode_video(&b, &l).unwrap_err();
+        assert_eq!(e.code(), "VIDEO_CORRUPT");
+        assert!(e.to_string().contains("declares more entries"), "{e}");
+    }
+}
+
+#[test]
+fn boxes_larger_than_what_holds_them_are_refused_before_parsing() {
+    let l = VideoLimits::default();
+    let base = movie_with_samples(b"avc1", Some((30, 100)));
+    let corrupt = |b: &[u8]| decode_video(b, &l).unwrap_err().to_string();
+    // The file type box claims 4 GB.
+    let mut b = base.clone();
+    b[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(
+        corrupt(&b).contains("larger than the file"),
+        "{}",
+        corrupt(&b)
+    );
+    // The H.264 configuration inside the sample entry claims more than the entry holds.
+    let mut b = base.clone();
+    let at = b.windows(4).position(|w| w == b"avcC").unwrap() - 4;
+    b[at..at + 4].copy_from_slice(&0x7fff_0000u32.to_be_bytes());
+    assert!(
+        corrupt(&b).contains("avcC box is larger than the box it is in"),
+        "{}",
+        corrupt(&b)
+    );
+}
+
+#[test]
 fn hostile_containers_never_panic() {
     let l = VideoLimits::default();
     let base = movie_with_samples(b"avc1", Some((30, 100)));

@@ -3,6 +3,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod fuzz;
+mod fuzz_corpus;
 mod images;
 mod limits;
 mod protocol;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use shiren::face::compare::Recogniser;
 use shiren::face::engine::{cosine, five_points, EngineSettings, FaceEngine, OnnxEngine};
-use shiren::face::provision::{self, Manifest, StderrProgress};
+use shiren::face::models::provision::{self, Manifest, StderrProgress};
 
 fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -405,7 +405,7 @@ for path, size in [(sys.argv[1], 128), (sys.argv[2], 192), (sys.argv[3], 112), (
 fn pair_metrics(
     faces: &Path,
     by_file: &std::collections::HashMap<String, Vec<f32>>,
-) -> (shiren::face::eval::Metrics, f64, f64) {
+) -> (shiren::face::models::eval::Metrics, f64, f64) {
     let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
     for line in std::fs::read_to_string(faces.join("pairs.csv"))
         .unwrap()
@@ -432,7 +432,7 @@ fn pair_metrics(
         - impostor.iter().copied().fold(f64::MIN, f64::max);
     let d = (mg - mi) / ((vg + vi) / 2.0).sqrt();
     (
-        shiren::face::eval::metrics(&genuine, &impostor, &[1e-2]),
+        shiren::face::models::eval::metrics(&genuine, &impostor, &[1e-2]),
         gap,
         d,
     )

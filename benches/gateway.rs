@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shiren::openplatform::{merchant, Charset, SignType, SigningKey};
+use shiren::protocol::alipay::{merchant, Charset, SignType, SigningKey};
 
 const APP_ID: &str = "2021000000000009";
 
@@ -232,7 +232,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let cert_no = shiren::certify::idcard::with_check_char("11010519900307123");
+    let cert_no = shiren::domain::idcard::with_check_char("11010519900307123");
     let init_biz = |i: usize| {
         format!(
             r#"{{"outer_order_no":"b{i}","biz_code":"FACE","identity_param":{{"identity_type":"CERT_INFO","cert_type":"IDENTITY_CARD","cert_name":"张三","cert_no":"{cert_no}"}},"merchant_config":{{"return_url":"https://m.example/back"}}}}"#

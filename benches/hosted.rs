@@ -14,8 +14,8 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use shiren::config::Config;
 use shiren::db::NewApp;
 use shiren::face::engine::{EngineSettings, OnnxEngine};
-use shiren::face::provision::{self, Manifest, StderrProgress};
-use shiren::openplatform::SigningKey;
+use shiren::face::models::provision::{self, Manifest, StderrProgress};
+use shiren::protocol::alipay::SigningKey;
 
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
@@ -120,7 +120,7 @@ fn main() {
         let photo = tmp.path().join("ref.jpg");
         std::fs::write(&photo, &jpegs[0]).unwrap();
         let csv = tmp.path().join("reg.csv");
-        let cert_no = shiren::certify::idcard::with_check_char("11010119900307001");
+        let cert_no = shiren::domain::idcard::with_check_char("11010119900307001");
         std::fs::write(&csv, format!("cert_no,cert_name,photo\n{cert_no},李四,ref.jpg\n")).unwrap();
         let store = shiren::storage::ObjectStore::new(config.data_dir.join("objects"));
         shiren::authority::import::import_csv(&db, &store, engine.as_ref(), &csv, chrono::Utc::now().timestamp(), |_, _| {})
@@ -142,7 +142,7 @@ fn main() {
             })
             .collect();
         let client = reqwest::Client::new();
-        let unregistered = shiren::certify::idcard::with_check_char("11010119900307002");
+        let unregistered = shiren::domain::idcard::with_check_char("11010119900307002");
         let one_for = |n: usize, cert_no: String| {
             let (ctx, app, client, url, body_frames) =
                 (ctx.clone(), app.clone(), client.clone(), url.clone(), body_frames.clone());

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use shiren::face::engine::{EngineSettings, OnnxEngine};
-use shiren::face::provision::{self, Manifest, StderrProgress};
+use shiren::face::models::provision::{self, Manifest, StderrProgress};
 use shiren::media::{decode_video, VideoLimits};
 
 fn median(mut v: Vec<f64>) -> f64 {

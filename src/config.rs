@@ -668,7 +668,7 @@ impl Config {
             self.billing.utc_offset =
                 crate::billing::Calendar::parse(&v).ok_or_else(|| ConfigError::Env {
                     key: "SHIREN_BILLING_UTC_OFFSET",
-                    message: crate::billing::calendar::OFFSET_EXPECTED.into(),
+                    message: crate::domain::calendar::OFFSET_EXPECTED.into(),
                 })?;
         }
         if let Some(v) = get("SHIREN_ALLOW_LEGACY_RSA_KEYS") {
@@ -792,7 +792,7 @@ impl Config {
     pub fn effective_models_dir(&self) -> PathBuf {
         self.models_dir
             .clone()
-            .unwrap_or_else(crate::face::provision::default_dir)
+            .unwrap_or_else(crate::face::models::provision::default_dir)
     }
 
     /// The gateway private key file in force.

@@ -12,13 +12,14 @@ use std::sync::OnceLock;
 use chrono::NaiveDate;
 use image::RgbImage;
 
-use crate::certify::cloud::params as cloud_params;
-use crate::cloudgate::{self, CloudRequest};
 use crate::face::engine::{Face, FaceEngine};
 use crate::face::geometry::Point;
 use crate::face::image::{self as face_image, DecodeLimits};
 use crate::face::runtime::RuntimeError;
-use crate::openplatform::{self, acs, params, Charset, SignType, SigningKey};
+use crate::protocol::alipay::{self, params, Charset, SignType, SigningKey};
+use crate::protocol::aliyun::acs;
+use crate::protocol::aliyun::gateway::{self, CloudRequest};
+use crate::protocol::aliyun::params as cloud_params;
 
 /// The body of a fuzz target.
 pub type Target = fn(&[u8]);
@@ -81,7 +82,7 @@ pub fn gateway_form(data: &[u8]) {
                 }
             }
             if let Some(ts) = p.get("timestamp") {
-                let _ = crate::gateway::timestamp_ok(ts, NOW, 900);
+                let _ = crate::protocol::alipay::gateway::timestamp_ok(ts, NOW, 900);
             }
             if let Some(method) = p.get("method") {
                 envelope(method, &strict, charset);
@@ -104,16 +105,16 @@ fn envelope(method: &str, text: &str, charset: Charset) {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
     if !plausible {
-        let _ = openplatform::response_node_name(method);
+        let _ = alipay::response_node_name(method);
         return;
     }
     let node = serde_json::json!({"code": "40002", "sub_msg": text}).to_string();
-    let body = openplatform::method_envelope(method, &node, gateway_key(), SignType::Rsa2, charset);
+    let body = alipay::method_envelope(method, &node, gateway_key(), SignType::Rsa2, charset);
     let Some(decoded) = charset.decode(&body) else {
         panic!("an envelope that its own charset cannot decode");
     };
     let v: serde_json::Value = serde_json::from_str(&decoded).expect("the envelope is JSON");
-    let name = openplatform::response_node_name(method);
+    let name = alipay::response_node_name(method);
     assert!(v.get("sign").is_some_and(serde_json::Value::is_string));
     let sent: serde_json::Value = serde_json::from_str(&node).expect("the node is JSON");
     match charset {
@@ -159,11 +160,11 @@ pub fn cloud_request(data: &[u8]) -> CloudRequest {
 pub fn cloud_signature(data: &[u8]) {
     let req = cloud_request(data);
     let mut errors = Vec::new();
-    let query = cloudgate::decode_pairs(req.query.as_bytes()).unwrap_or_else(|e| {
+    let query = gateway::decode_pairs(req.query.as_bytes()).unwrap_or_else(|e| {
         errors.push(e);
         Vec::new()
     });
-    let body = cloudgate::decode_pairs(&req.body).unwrap_or_else(|e| {
+    let body = gateway::decode_pairs(&req.body).unwrap_or_else(|e| {
         errors.push(e);
         Vec::new()
     });
@@ -171,8 +172,8 @@ pub fn cloud_signature(data: &[u8]) {
     for (k, v) in query.iter().chain(body.iter()) {
         merged.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    if let Some(action) = cloudgate::action_of(&req) {
-        let _ = cloudgate::plausible_action(&action);
+    if let Some(action) = gateway::action_of(&req) {
+        let _ = gateway::plausible_action(&action);
     }
     for nonce in [
         req.header("x-acs-signature-nonce"),
@@ -181,7 +182,7 @@ pub fn cloud_signature(data: &[u8]) {
     .into_iter()
     .flatten()
     {
-        if let Err(e) = cloudgate::check_nonce_shape(&nonce) {
+        if let Err(e) = gateway::check_nonce_shape(&nonce) {
             errors.push(e);
         }
     }
@@ -208,10 +209,10 @@ pub fn cloud_signature(data: &[u8]) {
                 let ours = acs::acs3_signature(CLOUD_SECRET, &string_to_sign);
                 assert!(acs::acs3_verify(CLOUD_SECRET, &string_to_sign, &ours));
                 if !acs::acs3_verify(CLOUD_SECRET, &string_to_sign, &auth.signature) {
-                    errors.push(cloudgate::GateError::SignatureDoesNotMatch { string_to_sign });
+                    errors.push(gateway::GateError::SignatureDoesNotMatch { string_to_sign });
                 }
             }
-            Err(e) => errors.push(cloudgate::GateError::IncompleteSignature(e.to_string())),
+            Err(e) => errors.push(gateway::GateError::IncompleteSignature(e.to_string())),
         }
     }
     let string_to_sign = acs::rpc_string_to_sign(&req.method, &merged);
@@ -219,7 +220,7 @@ pub fn cloud_signature(data: &[u8]) {
     assert!(acs::rpc_verify(CLOUD_SECRET, &string_to_sign, &ours));
     if let Some(sig) = merged.get("Signature") {
         if !acs::rpc_verify(CLOUD_SECRET, &string_to_sign, sig) {
-            errors.push(cloudgate::GateError::SignatureDoesNotMatch { string_to_sign });
+            errors.push(gateway::GateError::SignatureDoesNotMatch { string_to_sign });
         }
     }
     for e in errors {
@@ -233,14 +234,14 @@ pub fn cloud_signature(data: &[u8]) {
 /// body): every field check, the ID number, the return and callback URLs, the picture sources and their base64.
 pub fn biz_params(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let limits = crate::certify::request::Limits {
+    let limits = crate::domain::request::Limits {
         max_contrast_picture_bytes: 1024 * 1024,
         today: today(),
     };
-    if let Ok(req) = crate::certify::request::parse_initialize(&text, limits) {
+    if let Ok(req) = crate::domain::request::parse_initialize(&text, limits) {
         let _ = req.digest();
-        let _ = crate::certify::request::return_url_allowed(&req.return_url, &[]);
-        let _ = crate::certify::request::return_url_allowed(
+        let _ = crate::domain::request::return_url_allowed(&req.return_url, &[]);
+        let _ = crate::domain::request::return_url_allowed(
             &req.return_url,
             &[
                 "https://m.example.com/".to_string(),
@@ -249,10 +250,10 @@ pub fn biz_params(data: &[u8]) {
         );
     }
 
-    let Ok(pairs) = cloudgate::decode_pairs(data) else {
+    let Ok(pairs) = gateway::decode_pairs(data) else {
         return;
     };
-    let mut p: crate::certify::cloud::Params = BTreeMap::new();
+    let mut p: crate::protocol::aliyun::actions::Params = BTreeMap::new();
     for (k, v) in pairs {
         p.entry(k).or_insert(v);
     }
@@ -263,7 +264,7 @@ pub fn biz_params(data: &[u8]) {
         let _ = cloud_params::check_callback_url(url);
     }
     if let Some(url) = cloud_params::optional(&p, "ReturnUrl") {
-        let _ = crate::certify::request::return_url_allowed(url, &[]);
+        let _ = crate::domain::request::return_url_allowed(url, &[]);
     }
     let _ = cloud_params::CertSubject::parse(&p, today());
     for prefix in ["", "Source", "Target"] {

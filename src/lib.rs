@@ -5,23 +5,19 @@ pub mod authority;
 pub mod billing;
 pub mod callback;
 pub mod certify;
-pub mod cloudgate;
 pub mod config;
 pub mod console;
 pub mod db;
-pub mod error;
+pub mod domain;
 pub mod face;
 pub mod files;
 /// The entry points of the fuzz targets (`fuzz/`) and of the corpus replay test.
 pub mod fuzzing;
-pub mod gateway;
-pub mod keys;
 pub mod limits;
 pub mod media;
 pub mod metrics;
 pub mod net;
-pub mod openplatform;
-pub mod sensitive;
+pub mod protocol;
 pub mod storage;
 pub mod telemetry;
 
@@ -35,14 +31,14 @@ use sea_orm::DatabaseConnection;
 use certify::service::ServiceSettings;
 use certify::{CertifyService, SystemClock};
 use config::Config;
-use openplatform::SigningKey;
+use protocol::alipay::SigningKey;
 
 /// Everything a request handler may use; built once at start-up and shared.
 pub struct AppContext {
     pub config: Config,
     pub db: DatabaseConnection,
     pub certify: CertifyService,
-    pub gateway: gateway::Gateway,
+    pub gateway: protocol::alipay::gateway::Gateway,
     pub templates: tera::Tera,
     pub public_url: String,
     /// The face engine (used by the hosted flow's decision).
@@ -54,7 +50,7 @@ pub struct AppContext {
     /// Prometheus metrics (`/metrics`).
     pub metrics: Arc<metrics::Metrics>,
     /// The cloud ID-verification API's actions.
-    pub cloud: certify::cloud::CloudService,
+    pub cloud: protocol::aliyun::actions::CloudService,
     /// Fetches merchants' pictures by URL under `[picture_url]`.
     pub pictures: net::PictureFetcher,
     /// How callbacks are delivered (and `CallbackUrl`s validated) under `[callback]`.
@@ -62,7 +58,7 @@ pub struct AppContext {
     /// Wakes the callback dispatcher: `notify_one()` after a transaction that enqueued a delivery commits.
     pub callback_wake: Arc<tokio::sync::Notify>,
     /// The cloud API's front door (authentication, then `cloud`).
-    pub cloud_gate: cloudgate::CloudGate,
+    pub cloud_gate: protocol::aliyun::gateway::CloudGate,
     /// Sessions of the operator console (none without an admin token).
     pub console: console::session::Sessions,
     /// Failed admin-token attempts per client address (console login and admin API).
@@ -202,7 +198,7 @@ pub fn build_context(
     ))
     .with_page_token_secret(key.to_pkcs8_pem().as_bytes())
     .with_limits(limiter.clone());
-    let gateway = gateway::Gateway::new(
+    let gateway = protocol::alipay::gateway::Gateway::new(
         db.clone(),
         certify.clone(),
         Arc::new(key),
@@ -237,7 +233,7 @@ pub fn build_context(
     .with_callback_wake(callback_wake.clone())
     .with_work(work)
     .with_limits(limiter);
-    let cloud = certify::cloud::CloudService::new(
+    let cloud = protocol::aliyun::actions::CloudService::new(
         db.clone(),
         store.clone(),
         certify.clone(),
@@ -247,7 +243,7 @@ pub fn build_context(
     )
     .with_outbound(pictures.clone(), callback_settings.clone());
     let cloud = cloud.with_picture_links(secrets.clone());
-    let cloud_gate = cloudgate::CloudGate::new(
+    let cloud_gate = protocol::aliyun::gateway::CloudGate::new(
         db.clone(),
         cloud.clone(),
         secrets,
@@ -293,17 +289,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let settings = face::engine::EngineSettings::from_config(&config);
     let engine =
         tokio::task::spawn_blocking(move || -> anyhow::Result<face::engine::OnnxEngine> {
-            let installed = face::provision::ensure(
+            let installed = face::models::provision::ensure(
                 &models_dir,
-                &face::provision::Manifest::builtin(),
-                &face::provision::StderrProgress,
+                &face::models::provision::Manifest::builtin(),
+                &face::models::provision::StderrProgress,
             )
             .context("cannot provision the face models")?;
             Ok(face::engine::OnnxEngine::load(&installed, settings)?)
         })
         .await
         .context("model loading panicked")??;
-    let key = keys::load_or_create(&config.effective_gateway_key_file())?;
+    let key = protocol::alipay::key_file::load_or_create(&config.effective_gateway_key_file())?;
     let acceptor = TcpListener::bind(config.bind)
         .into_acceptor()
         .await

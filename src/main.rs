@@ -285,7 +285,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::GatewayKey => {
-            let key = shiren::keys::load_or_create(&config.effective_gateway_key_file())?;
+            let key = shiren::protocol::alipay::key_file::load_or_create(
+                &config.effective_gateway_key_file(),
+            )?;
             print!("{}", key.public_key().to_pem());
             Ok(())
         }
@@ -300,12 +302,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Models { command } => match command {
             ModelsCommand::Install => {
                 let dir = config.effective_models_dir();
-                let manifest = shiren::face::provision::Manifest::builtin();
+                let manifest = shiren::face::models::provision::Manifest::builtin();
                 let started = std::time::Instant::now();
-                let installed = shiren::face::provision::ensure(
+                let installed = shiren::face::models::provision::ensure(
                     &dir,
                     &manifest,
-                    &shiren::face::provision::StderrProgress,
+                    &shiren::face::models::provision::StderrProgress,
                 )?;
                 println!(
                     "models ready in {} ({} models, runtime {}) after {:.1} s",
@@ -325,8 +327,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     .and_then(|s| s.to_str())
                     .unwrap_or("model")
                     .to_string();
-                let model =
-                    shiren::face::tfjs::convert(&json, &|p| std::fs::read(dir.join(p)), &name)?;
+                let model = shiren::face::models::tfjs::convert(
+                    &json,
+                    &|p| std::fs::read(dir.join(p)),
+                    &name,
+                )?;
                 std::fs::write(&out, model.encode())
                     .with_context(|| format!("cannot write {}", out.display()))?;
                 println!(
@@ -708,10 +713,10 @@ fn read_csv(path: &std::path::Path) -> anyhow::Result<Vec<Vec<String>>> {
 }
 
 fn load_engine(config: &Config) -> anyhow::Result<shiren::face::engine::OnnxEngine> {
-    let installed = shiren::face::provision::ensure(
+    let installed = shiren::face::models::provision::ensure(
         &config.effective_models_dir(),
-        &shiren::face::provision::Manifest::builtin(),
-        &shiren::face::provision::StderrProgress,
+        &shiren::face::models::provision::Manifest::builtin(),
+        &shiren::face::models::provision::StderrProgress,
     )?;
     Ok(shiren::face::engine::OnnxEngine::load(
         &installed,
@@ -858,14 +863,14 @@ fn face_eval(
             _ => missing += 1,
         }
     }
-    let m = shiren::face::eval::metrics(&genuine, &impostor, &[1e-2, 1e-3]);
+    let m = shiren::face::models::eval::metrics(&genuine, &impostor, &[1e-2, 1e-3]);
     let recogniser = config
         .recogniser_model
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| engine.recogniser().name().into());
     if engine.recogniser() == shiren::face::compare::Recogniser::Fused {
-        shiren::face::eval::fused_report(&pairs, &embeddings);
+        shiren::face::models::eval::fused_report(&pairs, &embeddings);
     }
     println!("recogniser {recogniser}: {} photos, {} faces embedded, {:.1} ms per photo (decode+detect+mesh+align+embed)", files.len(), embeddings.len(), per_photo);
     println!(

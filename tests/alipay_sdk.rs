@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{Backend, Instance, Server};
-use shiren::openplatform::{merchant, AppPublicKey, Charset, SignType, SigningKey};
+use shiren::protocol::alipay::{merchant, AppPublicKey, Charset, SignType, SigningKey};
 
 const APP_ID: &str = "2021000000000001";
 const RETURN_URL: &str = "https://merchant.example/face/back";

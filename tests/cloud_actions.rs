@@ -179,9 +179,9 @@ fn setup(backend: Backend, pics: &Pictures) -> Setup {
         "--public-key",
         pub_file.to_str().unwrap(),
     ]);
-    let no_p = shiren::certify::idcard::with_check_char("11010119800307031");
-    let no_unknown = shiren::certify::idcard::with_check_char("11010119800307032");
-    let no_v = shiren::certify::idcard::with_check_char("11010119800307033");
+    let no_p = shiren::domain::idcard::with_check_char("11010119800307031");
+    let no_unknown = shiren::domain::idcard::with_check_char("11010119800307032");
+    let no_v = shiren::domain::idcard::with_check_char("11010119800307033");
     std::fs::copy(&pics.p_registry, inst.dir.path().join("p.jpg")).unwrap();
     std::fs::copy(&pics.v_still, inst.dir.path().join("v.jpg")).unwrap();
     let csv = inst.file(

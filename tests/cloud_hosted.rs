@@ -135,7 +135,7 @@ fn setup(backend: Backend, m: &Material) -> Setup {
         "--return-url",
         RETURN,
     ]);
-    let no_a = shiren::certify::idcard::with_check_char("11010119900307021");
+    let no_a = shiren::domain::idcard::with_check_char("11010119900307021");
     std::fs::copy(&m.d3_photo, inst.dir.path().join("a.jpg")).unwrap();
     let csv = inst.file(
         "registry.csv",

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use common::{Backend, Instance, Server};
 use serde_json::Value;
-use shiren::openplatform::acs;
+use shiren::protocol::aliyun::acs;
 
 const APP_ID: &str = "cloudapp01";
 const SCENE_ID: &str = "1000";

@@ -108,9 +108,9 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
             "merchant_config": {"return_url": "https://m.example/back", "face_reserve_strategy": "reserve"},
         })
         .to_string();
-        let req = shiren::certify::request::parse_initialize(
+        let req = shiren::domain::request::parse_initialize(
             &biz,
-            shiren::certify::request::Limits {
+            shiren::domain::request::Limits {
                 max_contrast_picture_bytes: 1 << 20,
                 today: chrono::Utc::now().date_naive(),
             },
@@ -144,8 +144,8 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
         assert!(verifications::open_page(
             &db,
             &id,
-            shiren::certify::state::State::Initialized,
-            shiren::certify::state::State::InProgress,
+            shiren::domain::state::State::Initialized,
+            shiren::domain::state::State::InProgress,
             &format!("tokenhash-{id}"),
             t,
             t + 600,
@@ -303,8 +303,8 @@ fn admin_get(url: &str, path: &str) -> Value {
 /// engine and the decision, which is where a name or an ID number could reach a log line.
 fn real_decision(url: &str) -> Value {
     use base64::Engine;
-    use shiren::openplatform::params::Charset;
-    use shiren::openplatform::SignType;
+    use shiren::protocol::alipay::params::Charset;
+    use shiren::protocol::alipay::SignType;
     let key = common::merchant_key(0);
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -312,7 +312,7 @@ fn real_decision(url: &str) -> Value {
         .unwrap();
     let ts = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
     let signed = |method: &str, biz: &str| {
-        shiren::openplatform::merchant::signed_form(
+        shiren::protocol::alipay::merchant::signed_form(
             key,
             SignType::Rsa2,
             &[
@@ -731,7 +731,7 @@ fn strict_scenes_challenge_three_actions() {
             .await
             .unwrap();
         let url = format!("http://{}", acceptor.local_addr()[0].as_socket_addr().unwrap());
-        let key = shiren::openplatform::SigningKey::generate().unwrap();
+        let key = shiren::protocol::alipay::SigningKey::generate().unwrap();
         let ctx = shiren::build_context(config, db.clone(), key, url.clone(), engine).unwrap();
         tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(shiren::build_app(ctx.clone())));
         let client = reqwest::Client::new();

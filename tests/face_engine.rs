@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 
 use shiren::face::compare::{Recogniser, TargetFar};
 use shiren::face::engine::{cosine, EngineSettings, FaceEngine, OnnxEngine};
-use shiren::face::provision::{self, Installed, Manifest, StderrProgress};
+use shiren::face::models::provision::{self, Installed, Manifest, StderrProgress};
 use shiren::face::runtime::{environment, OnnxModel};
 
 mod common;
@@ -227,7 +227,7 @@ fn labelled_pairs_separate_under_each_recogniser_and_its_calibration() {
         .unwrap();
         assert_eq!(e.recogniser(), r);
         let (genuine, impostor) = labelled_scores(&dir, &e);
-        let m = shiren::face::eval::metrics(&genuine, &impostor, &[1e-2]);
+        let m = shiren::face::models::eval::metrics(&genuine, &impostor, &[1e-2]);
         println!("{r:?}: {m:?}");
         assert_eq!((m.genuine, m.impostor), (77, 451));
         let accepted = |v: &[f64], far: TargetFar| {

@@ -106,7 +106,7 @@ fn killed_during_decisions(backend: Backend) {
         "--public-key",
         pub_file.to_str().unwrap(),
     ]);
-    let no = shiren::certify::idcard::with_check_char("11010119900307001");
+    let no = shiren::domain::idcard::with_check_char("11010119900307001");
     let csv = inst.file(
         "reg.csv",
         &format!("cert_no,cert_name,photo\n{no},李四,a.png\n"),
@@ -143,7 +143,7 @@ fn killed_during_decisions(backend: Backend) {
         let mut opens = Vec::new();
         for n in 0..9 {
             // Two of three are the registered person (pass), one an unknown ID number (fails).
-            let cert = if n % 3 == 2 { shiren::certify::idcard::with_check_char("11010119900307009") } else { no.clone() };
+            let cert = if n % 3 == 2 { shiren::domain::idcard::with_check_char("11010119900307009") } else { no.clone() };
             let biz = json!({
                 "outer_order_no": format!("fault-{n}"),
                 "biz_code": "FACE",

@@ -88,7 +88,7 @@ struct Setup {
 }
 
 fn cert_no(seq: u32) -> String {
-    shiren::certify::idcard::with_check_char(&format!("11010119900307{seq:03}"))
+    shiren::domain::idcard::with_check_char(&format!("11010119900307{seq:03}"))
 }
 
 /// Registers the merchant app and imports the registry: A (the woman of d3), B (the man of d18), and bad rows.

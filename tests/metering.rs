@@ -16,7 +16,7 @@ const OTHER_APP: &str = "2021000000000006";
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 fn cert_no(seq: u32) -> String {
-    shiren::certify::idcard::with_check_char(&format!("11010119900307{seq:03}"))
+    shiren::domain::idcard::with_check_char(&format!("11010119900307{seq:03}"))
 }
 
 fn create_app(inst: &Instance, app_id: &str, key: usize) {
@@ -212,7 +212,7 @@ async fn start(inst: &Instance, max_attempts: u32) -> Running {
         .unwrap();
     let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
     let url = format!("http://{addr}");
-    let key = shiren::openplatform::SigningKey::generate().unwrap();
+    let key = shiren::protocol::alipay::SigningKey::generate().unwrap();
     let ctx = shiren::build_context(config, db, key, url.clone(), engine).unwrap();
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(shiren::build_app(ctx.clone())));
     Running { ctx, url }

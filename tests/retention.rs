@@ -8,7 +8,7 @@ use shiren::certify::service::ServiceSettings;
 use shiren::certify::{CertifyService, Clock};
 use shiren::db::NewApp;
 use shiren::face::engine::{Face, FaceEngine};
-use shiren::openplatform::SigningKey;
+use shiren::protocol::alipay::SigningKey;
 use shiren::storage::ObjectStore;
 
 struct At(i64);
@@ -82,7 +82,7 @@ async fn images_are_deleted_after_their_retention() {
         "outer_order_no": "r1",
         "biz_code": "FACE",
         "identity_param": {"identity_type": "CERT_INFO", "cert_type": "IDENTITY_CARD", "cert_name": "张三",
-            "cert_no": shiren::certify::idcard::with_check_char("11010119900307001")},
+            "cert_no": shiren::domain::idcard::with_check_char("11010119900307001")},
         "merchant_config": {"return_url": "https://m.example/back"},
         "face_contrast_picture": base64::engine::general_purpose::STANDARD.encode(&picture),
     })

@@ -422,7 +422,7 @@ fn states_of(outcome: Option<&str>) -> Result<Option<Vec<&'static str>>, AdminEr
 
 fn product_of(product: Option<String>) -> Result<Option<String>, AdminError> {
     match product {
-        Some(p) if !crate::db::scenes::PRODUCTS.contains(&p.as_str()) => {
+        Some(p) if crate::domain::product::Product::parse(&p).is_none() => {
             Err(bad("unknown product"))
         }
         p => Ok(p),

@@ -614,7 +614,7 @@ async fn scenes_page(
         "apps",
         &apps.iter().map(|a| a.app_id.clone()).collect::<Vec<_>>(),
     );
-    c.insert("products", scenes::PRODUCTS);
+    c.insert("products", &crate::domain::product::Product::codes());
     c.insert("liveness_levels", scenes::LIVENESS_LEVELS);
     let ids: Vec<String> = list.iter().map(|s| s.scene_id.to_string()).collect();
     c.insert(
@@ -1248,7 +1248,7 @@ mod tests {
                 "is_default": true, "created_at": "t"})],
         );
         c.insert("apps", &vec!["a"]);
-        c.insert("products", scenes::PRODUCTS);
+        c.insert("products", &crate::domain::product::Product::codes());
         c.insert("liveness_levels", scenes::LIVENESS_LEVELS);
         let html = t.render("console/scenes.html", &c).unwrap();
         assert!(html.contains("0 d") && html.contains("<option selected>strict</option>"));

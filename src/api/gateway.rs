@@ -5,9 +5,9 @@ use poem::http::{header, StatusCode};
 use poem::web::Data;
 use poem::{handler, Body, Request, Response};
 
-use crate::error::GatewayError;
-use crate::gateway::Reply;
-use crate::openplatform::params::{split_form, Params};
+use crate::protocol::alipay::error::GatewayError;
+use crate::protocol::alipay::gateway::Reply;
+use crate::protocol::alipay::params::{split_form, Params};
 use crate::AppContext;
 
 #[handler]

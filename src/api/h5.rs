@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::certify::hosted::{FrameIn, HostedError, PageView};
-use crate::certify::state::State;
+use crate::domain::state::State;
 use crate::AppContext;
 
 /// Content-Security-Policy of every hosted page: everything from shiren itself, nothing else; framed only by shiren

@@ -16,7 +16,7 @@ use ring::hmac;
 use serde::Deserialize;
 
 use super::{Authority, AuthorityError, Lookup, ReferenceFace};
-use crate::sensitive::Sensitive;
+use crate::domain::sensitive::Sensitive;
 
 pub struct HttpAuthority {
     url: String,

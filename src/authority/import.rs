@@ -5,8 +5,8 @@ use std::path::Path;
 use sea_orm::DatabaseConnection;
 
 use super::local::photo_key;
-use crate::certify::idcard;
 use crate::db::identities::{self, Identity};
+use crate::domain::idcard;
 use crate::face::engine::{single_face, FaceEngine};
 use crate::face::image::DecodeLimits;
 use crate::storage::ObjectStore;

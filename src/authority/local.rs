@@ -3,7 +3,7 @@ use sea_orm::DatabaseConnection;
 
 use super::{same_name, Authority, AuthorityError, Lookup, ReferenceFace};
 use crate::db::identities;
-use crate::sensitive::Sensitive;
+use crate::domain::sensitive::Sensitive;
 use crate::storage::ObjectStore;
 
 pub struct LocalRegistry {

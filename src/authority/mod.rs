@@ -5,7 +5,7 @@ pub mod http;
 pub mod import;
 pub mod local;
 
-use crate::sensitive::Sensitive;
+use crate::domain::sensitive::Sensitive;
 
 /// The reference face an authority holds.
 #[derive(Clone)]

@@ -1,7 +1,6 @@
 //! Metering: which verdicts are billable, and the CSV merchants reconcile against.
-pub mod calendar;
 
-pub use calendar::Calendar;
+pub use crate::domain::calendar::Calendar;
 
 use crate::db::billing::{BillingEvent, BillingRecord};
 
@@ -12,7 +11,7 @@ pub const EVENT_CALL: &str = "CALL";
 
 /// The billable event of a verdict on a verification of `product`, if any.
 pub fn event_for(product: &str, passed: bool) -> Option<&'static str> {
-    match crate::certify::product::Product::parse(product) {
+    match crate::domain::product::Product::parse(product) {
         Some(p) if p.billed_per_pass() => passed.then_some(EVENT_PASS),
         _ => Some(EVENT_CALL),
     }

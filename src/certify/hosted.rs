@@ -11,11 +11,11 @@ use serde_json::json;
 
 use super::challenge::{Challenge, Timing};
 use super::decision::{self, AuthorityAnswer, DecisionInput, DecisionSettings, FailReason};
-use super::product::{Product, Reference};
 use super::service::{token_hash, Clock};
-use super::state::State;
 use crate::authority::{Authority, AuthorityError, Lookup, ReferenceFace};
 use crate::db::{attempts, verifications};
+use crate::domain::product::{Product, Reference};
+use crate::domain::state::State;
 use crate::face::engine::FaceEngine;
 use crate::face::image::DecodeLimits;
 use crate::face::liveness::{Action, Observation};
@@ -431,7 +431,8 @@ impl HostedService {
             certify_id: v.certify_id.clone(),
             app_id: v.app_id.clone(),
             return_url: return_url_with_id(&v.return_url, &v.certify_id),
-            reserve: v.reserve == super::request::ReserveStrategy::Reserve && settings.keep_photos,
+            reserve: v.reserve == crate::domain::request::ReserveStrategy::Reserve
+                && settings.keep_photos,
             state: v.state.at(self.clock.now(), v.expires_at),
             fail_reason: v.fail_reason.clone(),
             attempts_used: attempts::count(&self.db, &v.certify_id).await?,
@@ -870,7 +871,7 @@ impl HostedService {
         best_frame: Option<&Vec<u8>>,
     ) -> Result<Option<String>, HostedError> {
         match (is_final, v.reserve, best_frame) {
-            (true, super::request::ReserveStrategy::Reserve, Some(jpeg))
+            (true, crate::domain::request::ReserveStrategy::Reserve, Some(jpeg))
                 if settings.keep_photos =>
             {
                 let key = format!("faces/{}", v.certify_id);
@@ -934,7 +935,7 @@ impl HostedService {
                 material_info: &material_info,
                 face_image_key: r.face_key,
                 billing: r.billing,
-                callback_code: super::cloud::codes::sub_code(d.passed, reason_code),
+                callback_code: crate::protocol::aliyun::codes::sub_code(d.passed, reason_code),
             }),
             self.clock.now(),
         )

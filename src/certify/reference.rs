@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::error::CertifyError;
 use crate::face::engine::FaceEngine;
 use crate::face::image::{DecodeLimits, ImageError};
 use crate::face::work::{WorkError, WorkPool};
@@ -103,6 +104,25 @@ pub async fn store_record(
 /// Reads a stored record. Verifications created before records existed stored the picture itself: `None` then.
 pub fn parse(bytes: &[u8]) -> Option<StoredReference> {
     serde_json::from_slice(bytes).ok()
+}
+
+/// What a merchant is told about a contrast picture the decode gate refused.
+pub fn picture_error(e: &ImageError) -> CertifyError {
+    if e.is_size() {
+        CertifyError::InvalidPicture(
+            "face_contrast_picture must be an 8-bit image of 32 to 8192 pixels a side, at most 4:1",
+        )
+    } else {
+        CertifyError::InvalidPicture("face_contrast_picture cannot be decoded")
+    }
+}
+
+/// Checks a contrast picture's shape from its header alone, so that nothing is decoded for a picture that could
+/// never be used.
+pub fn check_shape(picture: &[u8], max_bytes: usize) -> Result<(), CertifyError> {
+    crate::face::image::inspect(picture, DecodeLimits::PICTURE.with_max_bytes(max_bytes))
+        .map(|_| ())
+        .map_err(|e| picture_error(&e))
 }
 
 #[cfg(test)]

@@ -10,13 +10,13 @@ use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::error::CertifyError;
-use super::request::{
-    check_return_url, parse_initialize, Limits, ReturnUrlRefusal, RETURN_URL_RULE,
-};
-use super::state::{apply, Event, State, TransitionError};
 use crate::db::verifications::{self, InsertOutcome, NewVerification};
 use crate::db::App;
+use crate::domain::error::CertifyError;
+use crate::domain::request::{
+    check_return_url, parse_initialize, Limits, ReturnUrlRefusal, RETURN_URL_RULE,
+};
+use crate::domain::state::{apply, Event, State, TransitionError};
 use crate::storage::ObjectStore;
 
 /// The source of time, so tests can move it.
@@ -143,12 +143,7 @@ impl CertifyService {
             .encode(picture, max_bytes)
             .await
             .map_err(|e| match e {
-                ReferenceError::Picture(e) if e.is_size() => CertifyError::InvalidPicture(
-                    "face_contrast_picture must be an 8-bit image of 32 to 8192 pixels a side, at most 4:1",
-                ),
-                ReferenceError::Picture(_) => {
-                    CertifyError::InvalidPicture("face_contrast_picture cannot be decoded")
-                }
+                ReferenceError::Picture(e) => super::reference::picture_error(&e),
                 e => CertifyError::Internal(e.into()),
             })
     }
@@ -196,6 +191,9 @@ impl CertifyService {
             today: self.clock.today(),
         };
         let request = parse_initialize(biz_content, limits)?;
+        if let Some(p) = &request.contrast_picture {
+            super::reference::check_shape(p.expose(), self.settings.max_contrast_picture_bytes)?;
+        }
         match check_return_url(&request.return_url, &app.return_url_prefixes) {
             Ok(()) => {}
             Err(ReturnUrlRefusal::NotRegistered) => return Err(CertifyError::ReturnUrlNotAllowed),

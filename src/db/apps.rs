@@ -5,7 +5,7 @@ use sea_orm::{
 };
 
 use super::entities::app;
-use crate::openplatform::AppPublicKey;
+use crate::protocol::alipay::AppPublicKey;
 
 /// Whether an app may call the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +74,7 @@ impl NewApp {
             return Err("the name must be 1-128 characters".into());
         }
         for prefix in &return_url_prefixes {
-            if !crate::certify::request::return_url_prefix_ok(prefix) {
+            if !crate::domain::request::return_url_prefix_ok(prefix) {
                 return Err(format!(
                     "return URL prefix {prefix:?} is not allowed: use an http(s) URL with a host \
                      (https://m.example/back) or an app scheme (alipays://), without whitespace, control \

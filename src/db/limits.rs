@@ -156,7 +156,8 @@ mod tests {
 
     #[test]
     fn the_limiter_counts_identities_apps_and_addresses_in_the_database() {
-        use crate::limits::{Limit, LimitError, LimitSettings, Limiter};
+        use crate::domain::limit::Limit;
+        use crate::limits::{LimitError, LimitSettings, Limiter};
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

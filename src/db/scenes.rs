@@ -74,19 +74,6 @@ impl SceneSettings {
     }
 }
 
-/// The products a scene may be for.
-pub const PRODUCTS: &[&str] = &[
-    "FACE",
-    "ID_PRO",
-    "ID_PLUS",
-    "ID_MIN",
-    "ID_MIN_VIDEO",
-    "PV_FV",
-    "LR_FR",
-    "LR_FR_MIN",
-    "PV_FC",
-];
-
 /// What `scene create` stores.
 #[derive(Clone, Debug)]
 pub struct NewScene {
@@ -158,11 +145,11 @@ pub async fn insert(
 ) -> Result<Scene, SceneStoreError> {
     check_name(&new.name)?;
     new.settings.validate().map_err(SceneStoreError::Invalid)?;
-    if !PRODUCTS.contains(&new.product.as_str()) {
+    if crate::domain::product::Product::parse(&new.product).is_none() {
         return Err(SceneStoreError::Invalid(format!(
             "unknown product {:?}; one of {}",
             new.product,
-            PRODUCTS.join(", ")
+            crate::domain::product::Product::codes().join(", ")
         )));
     }
     if matches!(new.scene_id, Some(id) if id <= 0) {

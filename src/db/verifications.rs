@@ -5,8 +5,8 @@ use sea_orm::{
 };
 
 use super::entities::{certify_token, verification};
-use crate::certify::request::{InitializeRequest, ReserveStrategy};
-use crate::certify::state::State;
+use crate::domain::request::{InitializeRequest, ReserveStrategy};
+use crate::domain::state::State;
 
 /// A stored verification, without personal data (that stays in the database until a decision needs it).
 #[derive(Clone, Debug)]

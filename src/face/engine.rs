@@ -5,7 +5,7 @@ use image::RgbImage;
 use super::compare::Recogniser;
 use super::detect::{self, Detection};
 use super::geometry::{self, Point, Similarity, ARCFACE_112};
-use super::provision::Installed;
+use super::models::provision::Installed;
 use super::runtime::{environment, OnnxModel, RuntimeError};
 use crate::config::RecogniserPreset;
 

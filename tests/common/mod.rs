@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use shiren::openplatform::SigningKey;
+use shiren::protocol::alipay::SigningKey;
 
 /// The database a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,13 +278,13 @@ pub fn sdk_dir() -> &'static Path {
 
 /// A valid ID number (check digit computed) for test identities.
 pub fn test_cert_no() -> String {
-    shiren::certify::idcard::with_check_char("11010519900307123")
+    shiren::domain::idcard::with_check_char("11010519900307123")
 }
 
 /// The provisioned models (runtime and ONNX files), installed on first use like `serve` does.
-pub fn installed_models() -> &'static shiren::face::provision::Installed {
-    use shiren::face::provision::{default_dir, ensure, Manifest, StderrProgress};
-    static I: OnceLock<shiren::face::provision::Installed> = OnceLock::new();
+pub fn installed_models() -> &'static shiren::face::models::provision::Installed {
+    use shiren::face::models::provision::{default_dir, ensure, Manifest, StderrProgress};
+    static I: OnceLock<shiren::face::models::provision::Installed> = OnceLock::new();
     I.get_or_init(|| {
         ensure(&default_dir(), &Manifest::builtin(), &StderrProgress).expect("models install")
     })

@@ -136,18 +136,18 @@ impl Setup {
         ] {
             p.insert(k.to_string(), v);
         }
-        let sts = shiren::openplatform::acs::rpc_string_to_sign("POST", &p);
+        let sts = shiren::protocol::aliyun::acs::rpc_string_to_sign("POST", &p);
         p.insert(
             "Signature".into(),
-            shiren::openplatform::acs::rpc_signature(&self.key.1, &sts),
+            shiren::protocol::aliyun::acs::rpc_signature(&self.key.1, &sts),
         );
         let body = p
             .iter()
             .map(|(k, v)| {
                 format!(
                     "{}={}",
-                    shiren::openplatform::acs::percent_encode(k),
-                    shiren::openplatform::acs::percent_encode(v)
+                    shiren::protocol::aliyun::acs::percent_encode(k),
+                    shiren::protocol::aliyun::acs::percent_encode(v)
                 )
             })
             .collect::<Vec<_>>()
@@ -219,9 +219,9 @@ fn every_fuzz_input_is_answered_by_a_real_server_without_a_5xx() {
     for (path, data) in inputs("biz_params") {
         let text = String::from_utf8_lossy(&data).into_owned();
         let ts = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
-        let form = shiren::openplatform::merchant::signed_form(
+        let form = shiren::protocol::alipay::merchant::signed_form(
             common::merchant_key(0),
-            shiren::openplatform::SignType::Rsa2,
+            shiren::protocol::alipay::SignType::Rsa2,
             &[
                 ("app_id", APP_ID),
                 ("method", "alipay.user.certify.open.initialize"),
@@ -231,7 +231,7 @@ fn every_fuzz_input_is_answered_by_a_real_server_without_a_5xx() {
                 ("version", "1.0"),
                 ("biz_content", &text),
             ],
-            shiren::openplatform::params::Charset::Utf8,
+            shiren::protocol::alipay::params::Charset::Utf8,
         );
         let r = s
             .client
@@ -240,7 +240,7 @@ fn every_fuzz_input_is_answered_by_a_real_server_without_a_5xx() {
             .body(form);
         s.check("initialize", &path, r);
         let params: Vec<(String, String)> =
-            shiren::cloudgate::decode_pairs(&data).unwrap_or_default();
+            shiren::protocol::aliyun::gateway::decode_pairs(&data).unwrap_or_default();
         let params: Vec<(&str, String)> = params
             .iter()
             .filter(|(k, _)| !k.is_empty())

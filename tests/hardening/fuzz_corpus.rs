@@ -95,19 +95,20 @@ fn seeds_reach_the_deep_paths() {
         let req = shiren::fuzzing::cloud_request(
             &std::fs::read(root.join("cloud_signature").join(name)).unwrap(),
         );
-        let auth =
-            shiren::openplatform::acs::parse_authorization(&req.header("authorization").unwrap())
-                .unwrap();
-        let query = shiren::cloudgate::decode_pairs(req.query.as_bytes()).unwrap();
-        let canonical = shiren::openplatform::acs::acs3_canonical_request(
+        let auth = shiren::protocol::aliyun::acs::parse_authorization(
+            &req.header("authorization").unwrap(),
+        )
+        .unwrap();
+        let query = shiren::protocol::aliyun::gateway::decode_pairs(req.query.as_bytes()).unwrap();
+        let canonical = shiren::protocol::aliyun::acs::acs3_canonical_request(
             &req.method,
             &query,
             &auth.signed_headers,
             |h| req.header(h),
-            &shiren::openplatform::acs::sha256_hex(&req.body),
+            &shiren::protocol::aliyun::acs::sha256_hex(&req.body),
         );
-        let sts = shiren::openplatform::acs::acs3_string_to_sign(&canonical);
-        assert!(shiren::openplatform::acs::acs3_verify(
+        let sts = shiren::protocol::aliyun::acs::acs3_string_to_sign(&canonical);
+        assert!(shiren::protocol::aliyun::acs::acs3_verify(
             shiren::fuzzing::CLOUD_SECRET,
             &sts,
             &auth.signature

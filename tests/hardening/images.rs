@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde_json::{json, Value};
-use shiren::openplatform::merchant::signed_form;
-use shiren::openplatform::params::Charset;
-use shiren::openplatform::SignType;
+use shiren::protocol::alipay::merchant::signed_form;
+use shiren::protocol::alipay::params::Charset;
+use shiren::protocol::alipay::SignType;
 
 use crate::common::{self, Backend, Instance, Server};
 
@@ -293,18 +293,18 @@ fn cloud_rpc(s: &Setup, action: &str, params: &[(&str, &str)]) -> Value {
     ] {
         p.insert(k.to_string(), v);
     }
-    let sts = shiren::openplatform::acs::rpc_string_to_sign("POST", &p);
+    let sts = shiren::protocol::aliyun::acs::rpc_string_to_sign("POST", &p);
     p.insert(
         "Signature".into(),
-        shiren::openplatform::acs::rpc_signature(&s.cloud_key.1, &sts),
+        shiren::protocol::aliyun::acs::rpc_signature(&s.cloud_key.1, &sts),
     );
     let body: String = p
         .iter()
         .map(|(k, v)| {
             format!(
                 "{}={}",
-                shiren::openplatform::acs::percent_encode(k),
-                shiren::openplatform::acs::percent_encode(v)
+                shiren::protocol::aliyun::acs::percent_encode(k),
+                shiren::protocol::aliyun::acs::percent_encode(v)
             )
         })
         .collect::<Vec<_>>()

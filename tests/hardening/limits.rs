@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{json, Value};
-use shiren::openplatform::{acs, merchant, Charset, SignType};
+use shiren::protocol::alipay::{merchant, Charset, SignType};
+use shiren::protocol::aliyun::acs;
 
 use crate::common::{self, Backend, Instance, Server};
 
@@ -74,7 +75,7 @@ fn any_port() -> SocketAddr {
 
 /// A valid ID number of someone born on `yyyymmdd` (region 110105).
 fn number(yyyymmdd: &str, seq: &str) -> String {
-    shiren::certify::idcard::with_check_char(&format!("110105{yyyymmdd}{seq}"))
+    shiren::domain::idcard::with_check_char(&format!("110105{yyyymmdd}{seq}"))
 }
 
 /// A signed gateway call; returns the method's response node.

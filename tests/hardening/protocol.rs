@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use shiren::openplatform::acs;
-use shiren::openplatform::merchant::signed_form;
-use shiren::openplatform::params::Charset;
-use shiren::openplatform::SignType;
+use shiren::protocol::alipay::merchant::signed_form;
+use shiren::protocol::alipay::params::Charset;
+use shiren::protocol::alipay::SignType;
+use shiren::protocol::aliyun::acs;
 
 use crate::common::{self, Backend, Instance, Server};
 

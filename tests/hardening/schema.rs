@@ -91,9 +91,9 @@ async fn seed(db: sea_orm::DatabaseConnection) -> Vec<String> {
             "merchant_config": {"return_url": "https://m.example/back"},
         })
         .to_string();
-        let request = shiren::certify::request::parse_initialize(
+        let request = shiren::domain::request::parse_initialize(
             &biz,
-            shiren::certify::request::Limits {
+            shiren::domain::request::Limits {
                 max_contrast_picture_bytes: 1 << 20,
                 today: chrono::Utc::now().date_naive(),
             },

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use shiren::openplatform::{merchant, Charset, SignType};
+use shiren::protocol::alipay::{merchant, Charset, SignType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{self, Backend, Instance};
@@ -567,7 +567,7 @@ fn replayed_certify_url_keeps_one_page_session_on_postgres() {
 
 /// InitFaceVerify of the cloud API (RPC signature) with these parameters; the JSON answer.
 fn init_face_verify(base: &str, key_id: &str, secret: &str, order: &str) -> Value {
-    use shiren::openplatform::acs;
+    use shiren::protocol::aliyun::acs;
     let mut p: BTreeMap<String, String> = [
         ("Action", "InitFaceVerify"),
         ("Version", "2019-03-07"),

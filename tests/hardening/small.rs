@@ -368,9 +368,9 @@ fn gateway_params(method: &str, biz_content: &str) -> BTreeMap<String, String> {
         "timestamp".into(),
         chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
     );
-    let content = shiren::openplatform::params::sign_content(&p, false);
+    let content = shiren::protocol::alipay::params::sign_content(&p, false);
     let sign =
-        common::merchant_key(0).sign(shiren::openplatform::SignType::Rsa2, content.as_bytes());
+        common::merchant_key(0).sign(shiren::protocol::alipay::SignType::Rsa2, content.as_bytes());
     p.insert("sign".into(), sign);
     p
 }
@@ -409,7 +409,7 @@ fn private_files_after_a_real_verification_and_the_page_headers() {
         "--public-key",
         pub_file.to_str().unwrap(),
     ]);
-    let no = shiren::certify::idcard::with_check_char("11010119900307081");
+    let no = shiren::domain::idcard::with_check_char("11010119900307081");
     let csv = inst.file(
         "reg.csv",
         &format!(

@@ -6,7 +6,7 @@ use poem::http::{header, StatusCode};
 use poem::web::Data;
 use poem::{handler, Body, Request, Response};
 
-use crate::cloudgate::{CloudReply, CloudRequest, GateError};
+use crate::protocol::aliyun::gateway::{CloudReply, CloudRequest, GateError};
 use crate::AppContext;
 
 #[handler]

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{dlib, tfjs};
 
 /// The manifest committed in `models/manifest.toml`.
-pub const MANIFEST: &str = include_str!("../../models/manifest.toml");
+pub const MANIFEST: &str = include_str!("../../../models/manifest.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,5 @@
 //! Business errors of the verification flow, each with a stable upper-case sub-code.
-use super::idcard::IdNumberError;
+use crate::domain::idcard::IdNumberError;
 
 /// A business failure (`40004` on the Alipay-style gateway). The sub-code is stable; the message is for people.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum CertifyError {
     CertifyIdFinished,
     /// Refused by a limit per ID number or per app (`40005` on the Alipay-style gateway).
     #[error("{0}")]
-    Limited(crate::limits::Refusal),
+    Limited(crate::domain::limit::Refusal),
     /// A failure of the service itself (database); the cause is logged, never shown.
     #[error("service temporarily unavailable")]
     Internal(#[source] anyhow::Error),
@@ -49,20 +49,11 @@ impl CertifyError {
             CertifyError::CertifyIdNotExist => "CERTIFY_ID_NOT_EXIST",
             CertifyError::CertifyIdExpired => "CERTIFY_ID_EXPIRED",
             CertifyError::CertifyIdFinished => "CERTIFY_ID_FINISHED",
-            CertifyError::Limited(r) if r.limit == crate::limits::Limit::AppPerSecond => {
+            CertifyError::Limited(r) if r.limit == crate::domain::limit::Limit::AppPerSecond => {
                 "isv.app-call-limited"
             }
             CertifyError::Limited(_) => "isv.method-call-limited",
             CertifyError::Internal(_) => "SYSTEM_ERROR",
-        }
-    }
-}
-
-impl From<crate::limits::LimitError> for CertifyError {
-    fn from(e: crate::limits::LimitError) -> Self {
-        match e {
-            crate::limits::LimitError::Exceeded(r) => CertifyError::Limited(r),
-            crate::limits::LimitError::Store(e) => CertifyError::Internal(e.into()),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The Alipay open-platform wire rules, free of I/O: request parameters and their charset,
 //! the string-to-sign, RSA2/RSA signatures, and the signed response envelope.
-pub mod acs;
 pub mod envelope;
+pub mod error;
+pub mod gateway;
+pub mod key_file;
 pub mod keys;
 pub mod merchant;
 pub mod params;

@@ -5,32 +5,29 @@
 //! The hosted products (ID_PRO, PV_FV, LR_FR, and FACE) start with `InitFaceVerify` and end on the hosted page like
 //! the gateway's FACE; the server-side ones (ID_MIN, ID_MIN_VIDEO, PV_FC, LR_FR_MIN) are decided during the call and
 //! stored decided, with their billing record, in one transaction.
-pub mod codes;
-pub mod params;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use self::codes::{material_info, round2, sub_code, tf, CloudError};
-use self::params::{
-    picture_source, required, CertSubject, PictureSource, SOURCE_NAMES, VIDEO_SOURCE_NAMES,
+use super::codes::{material_info, round2, sub_code, tf, CloudError};
+use super::params::{
+    self, picture_source, required, CertSubject, PictureSource, SOURCE_NAMES, VIDEO_SOURCE_NAMES,
 };
-use super::hosted::HostedService;
-use super::product::{Product, Reference};
-use super::request::{InitializeRequest, ReserveStrategy};
-use super::service::{CertifyService, Clock};
-use super::state::State;
 use crate::authority::Lookup;
 use crate::callback::CallbackSettings;
+use crate::certify::hosted::HostedService;
+use crate::certify::service::{CertifyService, Clock};
 use crate::db::apps::App;
 use crate::db::scenes::Scene;
 use crate::db::verifications::{self, InsertOutcome, NewVerification, Verdict, Verification};
+use crate::domain::product::{Product, Reference};
+use crate::domain::request::{InitializeRequest, ReserveStrategy};
+use crate::domain::sensitive::Sensitive;
+use crate::domain::state::State;
 use crate::face::engine::{cosine, FaceEngine};
 use crate::face::image::DecodeLimits;
 use crate::net::fetch::{FetchPolicy, PictureFetcher};
-use crate::sensitive::Sensitive;
 use crate::storage::ObjectStore;
 
 /// The merged request parameters (query and form), by name.
@@ -46,7 +43,7 @@ pub enum CloudOutcome {
     /// The action is not one this server implements (the front door answers `InvalidAction.NotFound`).
     UnknownAction,
     /// Refused by a short-term limit (the front door answers `Throttling.User` with `x-acs-retry-after`).
-    Throttled(crate::limits::Refusal),
+    Throttled(crate::domain::limit::Refusal),
 }
 
 impl From<CloudError> for CloudOutcome {
@@ -309,7 +306,7 @@ impl CloudService {
         };
         let return_url = match params::optional(params, "ReturnUrl") {
             Some(u) => {
-                use super::request::{check_return_url, ReturnUrlRefusal};
+                use crate::domain::request::{check_return_url, ReturnUrlRefusal};
                 match check_return_url(u, &app.return_url_prefixes) {
                     Ok(()) => {}
                     Err(ReturnUrlRefusal::NotRegistered) => {
@@ -362,9 +359,11 @@ impl CloudService {
                             .encode_reference(bytes.clone(), MAX_PICTURE_BYTES)
                             .await
                             .map_err(|e| match e {
-                                super::CertifyError::InvalidPicture(m) => CloudError::unusable(
-                                    format!("the face picture cannot be used: {m}"),
-                                ),
+                                crate::certify::CertifyError::InvalidPicture(m) => {
+                                    CloudError::unusable(format!(
+                                        "the face picture cannot be used: {m}"
+                                    ))
+                                }
                                 e => internal(e),
                             })?;
                         if encoded.faces == 0 {
@@ -405,7 +404,7 @@ impl CloudService {
             .open_page_of(app, &certify_id)
             .await
             .map_err(|e| match e {
-                super::CertifyError::CertifyIdExpired | super::CertifyError::CertifyIdFinished => {
+                crate::certify::CertifyError::CertifyIdExpired | crate::certify::CertifyError::CertifyIdFinished => {
                     CloudError::invalid(
                         "this OuterOrderNo's verification is finished or expired; use a new OuterOrderNo",
                     )
@@ -446,7 +445,7 @@ impl CloudService {
         {
             return same_or_conflict(existing);
         }
-        let certify_id = super::service::new_certify_id();
+        let certify_id = crate::certify::service::new_certify_id();
         let picture_key = match reference {
             Some(r) if verdict.is_none() => Some(
                 crate::certify::reference::store_record(&self.store, &certify_id, r)

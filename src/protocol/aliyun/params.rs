@@ -3,9 +3,9 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::actions::Params;
 use super::codes::CloudError;
-use super::Params;
-use crate::certify::idcard;
+use crate::domain::idcard;
 use crate::face::liveness::Observation;
 
 /// A parameter that is present and not blank (trimmed).

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::openplatform::SigningKey;
+use crate::protocol::alipay::SigningKey;
 
 /// Loads the gateway private key from `path`, creating a new 2048-bit key there when the file does not exist.
 pub fn load_or_create(path: &Path) -> anyhow::Result<SigningKey> {

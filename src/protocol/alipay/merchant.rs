@@ -41,7 +41,7 @@ pub fn signed_form(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::openplatform::params::split_form;
+    use crate::protocol::alipay::params::split_form;
 
     #[test]
     fn body_decodes_back_and_verifies() {

@@ -7,9 +7,9 @@ use sea_orm::DatabaseConnection;
 
 use crate::certify::{CertifyError, CertifyService};
 use crate::db::{self, App, AppStatus};
-use crate::error::GatewayError;
-use crate::openplatform::params::ParamsError;
-use crate::openplatform::{self, sign_content, Charset, Params, SignType, SigningKey};
+use crate::protocol::alipay::error::GatewayError;
+use crate::protocol::alipay::params::ParamsError;
+use crate::protocol::alipay::{self, sign_content, Charset, Params, SignType, SigningKey};
 
 pub const METHOD_INITIALIZE: &str = "alipay.user.certify.open.initialize";
 pub const METHOD_CERTIFY: &str = "alipay.user.certify.open.certify";
@@ -245,8 +245,8 @@ impl Gateway {
             }
         };
         let body = match &method {
-            Some(m) => openplatform::method_envelope(m, &node, &self.key, sign_type, charset),
-            None => openplatform::error_envelope(&node, &self.key, charset),
+            Some(m) => alipay::method_envelope(m, &node, &self.key, sign_type, charset),
+            None => alipay::error_envelope(&node, &self.key, charset),
         };
         Reply::Json { body, charset }
     }

@@ -124,16 +124,16 @@ mod tests {
         let n = GatewayError::Business(CertifyError::CertifyIdNotExist).node();
         assert_eq!((n.code, n.sub_code), ("40004", "CERTIFY_ID_NOT_EXIST"));
         let limited = |limit| {
-            GatewayError::Business(CertifyError::Limited(crate::limits::Refusal {
+            GatewayError::Business(CertifyError::Limited(crate::domain::limit::Refusal {
                 limit,
                 retry_after: 7,
             }))
             .node()
         };
-        let n = limited(crate::limits::Limit::IdentityPerMinute);
+        let n = limited(crate::domain::limit::Limit::IdentityPerMinute);
         assert_eq!((n.code, n.sub_code), ("40005", "isv.method-call-limited"));
         assert!(n.sub_msg.ends_with("try again in 7 s"), "{}", n.sub_msg);
-        let n = limited(crate::limits::Limit::AppPerSecond);
+        let n = limited(crate::domain::limit::Limit::AppPerSecond);
         assert_eq!((n.code, n.sub_code), ("40005", "isv.app-call-limited"));
         let n = GatewayError::Internal(anyhow::anyhow!("db down: secret detail")).node();
         assert_eq!(n.code, "20000");

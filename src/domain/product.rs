@@ -48,6 +48,11 @@ impl Product {
         Product::PvFc,
     ];
 
+    /// Every product's code, in catalogue order.
+    pub fn codes() -> Vec<&'static str> {
+        Product::ALL.iter().map(|p| p.code()).collect()
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Product::Face => "FACE",
@@ -113,9 +118,6 @@ mod tests {
             assert_eq!(Product::parse(p.code()), Some(p));
         }
         assert_eq!(Product::parse("face"), None);
-        for code in crate::db::scenes::PRODUCTS {
-            assert!(Product::parse(code).is_some(), "{code}");
-        }
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl CloudError {
         CloudError::new("406", "CertifyId names no verification of this app")
     }
     /// 418: the ID number was named, or failed, too often today (a limit per ID number).
-    pub fn too_many_today(refusal: &crate::limits::Refusal) -> CloudError {
+    pub fn too_many_today(refusal: &crate::domain::limit::Refusal) -> CloudError {
         CloudError::new(
             "418",
             format!("too many verifications of this identity today: {refusal}"),

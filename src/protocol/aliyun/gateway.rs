@@ -11,11 +11,11 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::access_keys::SecretBox;
-use crate::certify::cloud::{CloudOutcome, CloudService, Params};
 use crate::certify::Clock;
 use crate::db::{self, AppStatus};
-use crate::openplatform::acs;
-use crate::openplatform::params::split_form;
+use crate::protocol::alipay::params::split_form;
+use crate::protocol::aliyun::acs;
+use crate::protocol::aliyun::actions::{CloudOutcome, CloudService, Params};
 
 /// The only API version served.
 pub const VERSION: &str = "2019-03-07";
@@ -77,7 +77,7 @@ pub enum GateError {
     ActionNotFound,
     BodyTooLarge(usize),
     /// A limit per app or per ID number (`Throttling.User`, with `x-acs-retry-after`).
-    Throttled(crate::limits::Refusal),
+    Throttled(crate::domain::limit::Refusal),
     Internal,
 }
 
@@ -816,8 +816,8 @@ mod tests {
             GateError::NonceUsed,
             GateError::ActionNotFound,
             GateError::BodyTooLarge(1),
-            GateError::Throttled(crate::limits::Refusal {
-                limit: crate::limits::Limit::AppPerSecond,
+            GateError::Throttled(crate::domain::limit::Refusal {
+                limit: crate::domain::limit::Limit::AppPerSecond,
                 retry_after: 1,
             }),
             GateError::Internal,
@@ -829,8 +829,8 @@ mod tests {
         assert_eq!(GateError::KeyNotFound.parts().0, 404);
         assert_eq!(GateError::ActionNotFound.parts().0, 404);
         assert_eq!(GateError::Internal.parts().0, 500);
-        let throttled = GateError::Throttled(crate::limits::Refusal {
-            limit: crate::limits::Limit::IdentityPerMinute,
+        let throttled = GateError::Throttled(crate::domain::limit::Refusal {
+            limit: crate::domain::limit::Limit::IdentityPerMinute,
             retry_after: 9,
         });
         let (status, code, message, _) = throttled.parts();

@@ -73,7 +73,7 @@ pub fn fused_report(
     pairs: &[Vec<String>],
     embeddings: &std::collections::HashMap<String, Vec<f32>>,
 ) {
-    let w0 = f64::from(super::engine::FUSED_DLIB_WEIGHT);
+    let w0 = f64::from(crate::face::engine::FUSED_DLIB_WEIGHT);
     let part = |e: &[f32], lo: usize, hi: usize| -> Vec<f64> {
         let v: Vec<f64> = e[lo.min(e.len())..hi.min(e.len())]
             .iter()

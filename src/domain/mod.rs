@@ -1,0 +1,10 @@
+//! The leaf vocabulary of shiren: products, states, ID numbers, the calendar, the typed requests and their
+//! validation, errors and masking. Free of I/O and of every other module of the crate (a test checks the arrows).
+pub mod calendar;
+pub mod error;
+pub mod idcard;
+pub mod limit;
+pub mod product;
+pub mod request;
+pub mod sensitive;
+pub mod state;

@@ -191,3 +191,37 @@ mod tests {
         );
     }
 }
+
+/// The file path in a SQLite URL (`sqlite://PATH?...` or `sqlite:PATH`), `None` for other databases and in-memory ones.
+pub fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// Before a SQLite database is opened: its directory is created (0700) and the file created 0600 (its WAL and
+/// shared-memory files follow its mode), older ones tightened. Only where the URL lets SQLite create the file
+/// (`mode=rwc`, as the default URL has it) is a missing file created: elsewhere it stays an error. Other databases:
+/// nothing to do.
+pub fn prepare_sqlite(url: &str) -> io::Result<()> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    let path = Path::new(&path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_dir(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    if url.contains("mode=rwc") {
+        create_file_if_missing(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+        })?;
+    }
+    for f in sqlite_files(path) {
+        tighten(&f);
+    }
+    Ok(())
+}

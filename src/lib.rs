@@ -1,6 +1,8 @@
 //! shiren (实人): self-hostable, financial-grade real-person verification.
 pub mod access_keys;
 pub mod api;
+#[cfg(test)]
+mod architecture;
 pub mod authority;
 pub mod billing;
 pub mod callback;
@@ -153,6 +155,7 @@ pub fn templates() -> anyhow::Result<tera::Tera> {
 /// Opens and migrates the database named by the config.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = config.effective_database_url();
+    files::prepare_sqlite(&url)?;
     let db = db::connect(&url)
         .await
         .with_context(|| format!("cannot open database {}", config::redact_url(&url)))?;

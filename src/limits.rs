@@ -530,6 +530,113 @@ fn verdict(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_limiter_counts_identities_apps_and_addresses_in_the_database() {
+        use sea_orm::ConnectionTrait;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("t.sqlite").display()
+            );
+            let db = crate::db::connect(&url).await.unwrap();
+            crate::db::migrate(&db).await.unwrap();
+            let settings = LimitSettings {
+                identity_per_minute: 3,
+                identity_per_day: 5,
+                identity_failures_per_day: 2,
+                app_per_second: 2,
+                address_per_minute: 2,
+                ..LimitSettings::default()
+            };
+            let l = Limiter::new(db.clone(), settings, &[9; 32]);
+            let refused = |r: Result<(), LimitError>| match r {
+                Err(LimitError::Exceeded(r)) => Some(r.limit),
+                Ok(()) => None,
+                Err(e) => panic!("{e}"),
+            };
+            let no = "11010519491231002X";
+            let t = 1_796_342_400; // a midnight (UTC)
+            for _ in 0..3 {
+                assert_eq!(refused(l.identity_call(no, t).await), None);
+            }
+            assert_eq!(
+                refused(l.identity_call(no, t + 1).await),
+                Some(Limit::IdentityPerMinute)
+            );
+            // Another number is not affected; the same one written in lower case is the same.
+            assert_eq!(
+                refused(l.identity_call("110105194912310038", t).await),
+                None
+            );
+            assert_eq!(
+                refused(l.identity_call("11010519491231002x", t + 2).await),
+                Some(Limit::IdentityPerMinute)
+            );
+            // Two minutes later the minute is clear, and the day fills up: 3 counted so far, 2 more pass.
+            for _ in 0..2 {
+                assert_eq!(refused(l.identity_call(no, t + 180).await), None);
+            }
+            assert_eq!(
+                refused(l.identity_call(no, t + 181).await),
+                Some(Limit::IdentityPerDay)
+            );
+            // Failures: two, and the number is refused for the rest of the day.
+            let other = "110105194912310038";
+            l.identity_failed(other, t + 10).await;
+            assert_eq!(refused(l.identity_call(other, t + 300).await), None);
+            l.identity_failed(other, t + 20).await;
+            assert_eq!(
+                refused(l.identity_call(other, t + 400).await),
+                Some(Limit::IdentityFailuresPerDay)
+            );
+            assert_eq!(
+                refused(l.identity_call(other, t + 86_400).await),
+                None,
+                "a new day"
+            );
+            // Nothing in the table names the numbers.
+            let rows = db
+                .query_all(sea_orm::Statement::from_string(
+                    db.get_database_backend(),
+                    "SELECT counter_key FROM rate_counters",
+                ))
+                .await
+                .unwrap();
+            assert!(!rows.is_empty());
+            for r in rows {
+                let k: String = r.try_get("", "counter_key").unwrap();
+                assert!(!k.contains("110105") && k.len() == 32, "{k}");
+            }
+            // Apps per second.
+            for _ in 0..2 {
+                assert_eq!(refused(l.app_call("2021", t).await), None);
+            }
+            assert_eq!(
+                refused(l.app_call("2021", t).await),
+                Some(Limit::AppPerSecond)
+            );
+            assert_eq!(refused(l.app_call("2021", t + 1).await), None);
+            assert_eq!(refused(l.app_call("2022", t).await), None);
+            // Addresses per minute, IPv6 by /64.
+            let a: std::net::IpAddr = "2001:db8:1:2::1".parse().unwrap();
+            let b: std::net::IpAddr = "2001:db8:1:2::2".parse().unwrap();
+            assert_eq!(refused(l.address_call(a, t).await), None);
+            assert_eq!(refused(l.address_call(b, t).await), None);
+            assert_eq!(
+                refused(l.address_call(a, t + 5).await),
+                Some(Limit::AddressPerMinute)
+            );
+            // Purging at a later day leaves nothing.
+            assert!(l.purge(t + 3 * 86_400).await.unwrap() > 0);
+            assert_eq!(l.purge(t + 3 * 86_400).await.unwrap(), 0);
+        });
+    }
+
     const MIN: Window = Window::Sliding { secs: 60 };
     const SEC: Window = Window::Fixed { secs: 1 };
     // 2026-12-04 00:00:00 UTC.

@@ -144,4 +144,20 @@ mod tests {
         assert_eq!(parse(b"\xFF\xD8\xFF\xE0 jpeg"), None);
         assert_eq!(parse(b"\x89PNG\r\n\x1a\n"), None);
     }
+
+    #[test]
+    fn a_picture_whose_header_is_out_of_shape_is_refused_before_decoding() {
+        // A header claiming 1 × 1,600,000 pixels: refused from the header alone (the hardening issue's fault 1).
+        let thin = [
+            &b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"[..],
+            &1u32.to_be_bytes()[..],
+            &1_600_000u32.to_be_bytes()[..],
+            &[8, 0, 0, 0, 0, 0, 0, 0, 0][..],
+        ]
+        .concat();
+        assert!(matches!(
+            check_shape(&thin, 1 << 20),
+            Err(CertifyError::InvalidPicture(_))
+        ));
+    }
 }

@@ -5,7 +5,7 @@ use sea_orm::{
 };
 
 use super::entities::app;
-use crate::protocol::alipay::AppPublicKey;
+use crate::domain::rsa::AppPublicKey;
 
 /// Whether an app may call the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

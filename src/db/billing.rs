@@ -17,7 +17,7 @@ pub struct BillingEvent {
     pub scene_id: Option<i64>,
     pub outer_order_no: String,
     /// Which day the record falls on.
-    pub calendar: crate::billing::Calendar,
+    pub calendar: crate::domain::calendar::Calendar,
 }
 
 /// A stored billing record.

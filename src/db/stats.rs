@@ -29,7 +29,7 @@ fn verifications_in(w: Window) -> sea_orm::Select<verification::Entity> {
 pub async fn by_day_and_state(
     db: &DatabaseConnection,
     w: Window,
-    calendar: crate::billing::Calendar,
+    calendar: crate::domain::calendar::Calendar,
 ) -> Result<Vec<(i64, String, u64)>, DbErr> {
     let day = Expr::cust(calendar.day_number_sql("created_at"));
     let rows: Vec<(i64, String, i64)> = verifications_in(w)

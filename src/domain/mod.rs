@@ -6,5 +6,6 @@ pub mod idcard;
 pub mod limit;
 pub mod product;
 pub mod request;
+pub mod rsa;
 pub mod sensitive;
 pub mod state;

@@ -1,7 +1,7 @@
 //! The response envelope every SDK parses: compact JSON, the method node first, `sign` right after it,
 //! the signature over exactly the node's bytes as sent.
-use super::keys::{SignType, SigningKey};
 use super::params::Charset;
+use crate::domain::rsa::{SignType, SigningKey};
 
 /// `alipay.user.certify.open.query` → `alipay_user_certify_open_query_response`.
 pub fn response_node_name(method: &str) -> String {

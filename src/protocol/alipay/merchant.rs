@@ -1,7 +1,7 @@
 //! The merchant side of a request, as the official SDKs build it: sign the parameters, then form-encode them.
 //! Used by the integration tests and the benchmark to produce requests the SDKs cannot (GBK, bad timestamps).
-use super::keys::{SignType, SigningKey};
 use super::params::{sign_content, Charset, Params};
+use crate::domain::rsa::{SignType, SigningKey};
 
 /// The form body of a signed request: `pairs` plus `sign`, each value percent-encoded in `charset`.
 /// The signature uses the `sign_type` given here, whatever the pairs say.

@@ -4,10 +4,9 @@ pub mod envelope;
 pub mod error;
 pub mod gateway;
 pub mod key_file;
-pub mod keys;
 pub mod merchant;
 pub mod params;
 
+pub use crate::domain::rsa::{AppPublicKey, KeyError, SignType, SigningKey};
 pub use envelope::{error_envelope, method_envelope, response_node_name};
-pub use keys::{AppPublicKey, KeyError, SignType, SigningKey};
 pub use params::{sign_content, Charset, Params};

@@ -174,9 +174,12 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Which first-level modules of the crate a layer may name.
+type Allowed = dyn Fn(&str) -> bool;
+
 /// The violations of the rules in the crate's `src/`: "FILE names crate::MODULE".
 fn violations(src: &Path) -> Vec<String> {
-    let rules: [(&str, &dyn Fn(&str) -> bool); 3] = [
+    let rules: [(&str, &Allowed); 3] = [
         ("domain", &|m| m == "domain"),
         ("db", &|m| m == "db" || m == "domain"),
         ("api", &|m| m != "db"),

@@ -6,5 +6,7 @@ pub mod idcard;
 pub mod limit;
 pub mod product;
 pub mod request;
+pub mod scene;
 pub mod sensitive;
 pub mod state;
+pub mod yes_no;

@@ -381,6 +381,23 @@ fn day(d: Option<Day>) -> Option<String> {
     d.map(|d| d.0)
 }
 
+/// The checked filter of a billing report's parameters.
+fn billing_filter(
+    from: Option<Day>,
+    to: Option<Day>,
+    app_id: Option<String>,
+    scene_id: Option<i64>,
+    product: Option<String>,
+) -> Result<BillingFilter, AdminError> {
+    Ok(checked_filter(BillingFilter {
+        from_day: day(from),
+        to_day: day(to),
+        app_id,
+        scene_id,
+        product,
+    })?)
+}
+
 fn item(v: Verification, now: i64) -> VerificationItem {
     VerificationItem {
         state: v.state.at(now, v.expires_at).as_str().to_string(),
@@ -453,13 +470,7 @@ impl AdminApi {
         cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<Checked<Json<BillingPage>>, AdminError> {
-        let filter = checked_filter(BillingFilter {
-            from_day: day(from.0),
-            to_day: day(to.0),
-            app_id: app_id.0,
-            scene_id: scene_id.0,
-            product: product.0,
-        })?;
+        let filter = billing_filter(from.0, to.0, app_id.0, scene_id.0, product.0)?;
         let limit = limit_of(limit.0)?;
         let after = match cursor.0.as_deref() {
             None | Some("") => None,
@@ -505,13 +516,7 @@ impl AdminApi {
         scene_id: Query<Option<i64>>,
         product: Query<Option<String>>,
     ) -> Result<Checked<Json<DailyTotals>>, AdminError> {
-        let filter = checked_filter(BillingFilter {
-            from_day: day(from.0),
-            to_day: day(to.0),
-            app_id: app_id.0,
-            scene_id: scene_id.0,
-            product: product.0,
-        })?;
+        let filter = billing_filter(from.0, to.0, app_id.0, scene_id.0, product.0)?;
         let items: Vec<DailyItem> = ctx
             .operator
             .billing_daily(&filter)

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod media;
 pub mod metrics;
 pub mod net;
+pub mod operator;
 pub mod protocol;
 pub mod storage;
 pub mod telemetry;
@@ -63,8 +64,9 @@ pub struct AppContext {
     pub cloud_gate: protocol::aliyun::gateway::CloudGate,
     /// Sessions of the operator console (none without an admin token).
     pub console: console::session::Sessions,
-    /// Failed admin-token attempts per client address (console login and admin API).
-    pub admin_throttle: console::throttle::Throttle,
+    /// Apps, scenes, keys, search, statistics, billing reports and admin auth: what the console and the admin API
+    /// call (as the CLI does).
+    pub operator: operator::Operator,
 }
 
 /// The authority a config names: the external one when `authority.url` is set, else the local registry.
@@ -256,7 +258,10 @@ pub fn build_context(
     );
     Ok(Arc::new(AppContext {
         console: console::session::Sessions::new(config.admin_token.as_deref()),
-        admin_throttle: Default::default(),
+        operator: operator::Operator::new(
+            db.clone(),
+            operator::OperatorSettings::from_config(&config),
+        ),
         cloud,
         cloud_gate,
         pictures,

@@ -1,5 +1,5 @@
 //! The admin API (`/admin/api/…`): reconciliation and detail queries (对账/明细) for operators, with bearer-token
-//! auth. Handlers parse, call the database layer, and map the result.
+//! auth. Handlers parse, call the operator's service, and map the result.
 use std::sync::Arc;
 
 use poem::Request;
@@ -8,30 +8,15 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::registry::{MetaResponses, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, OpenApiService, SecurityScheme};
-use sha2::{Digest, Sha256};
 
 use crate::billing::parse_day;
-use crate::console::throttle::Attempt;
-use crate::db::billing::{self, BillingFilter};
-use crate::db::verifications::{self, VerificationFilter};
+use crate::operator::{
+    self, checked_filter, Attempt, BillingFilter, Verification, VerificationQuery,
+};
 use crate::AppContext;
 
 /// Where the admin API is mounted.
 pub const PREFIX: &str = "/admin/api";
-
-/// Whether `given` is the configured admin token, compared in constant time (both are hashed first, so neither
-/// the length nor a prefix of the token leaks through timing).
-pub fn token_matches(configured: Option<&str>, given: &str) -> bool {
-    let Some(configured) = configured.filter(|t| !t.is_empty()) else {
-        return false;
-    };
-    let a = Sha256::digest(configured.as_bytes());
-    let b = Sha256::digest(given.as_bytes());
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
 
 /// The operator, authenticated by the admin token (`admin_token`, `SHIREN_ADMIN_TOKEN`).
 #[derive(SecurityScheme)]
@@ -54,18 +39,7 @@ pub fn admin_token_attempt(
     given: &str,
     what: &'static str,
 ) -> Attempt {
-    let valid = token_matches(ctx.config.admin_token.as_deref(), given);
-    let attempt = ctx
-        .admin_throttle
-        .attempt(client_ip(req), ctx.certify.clock().now(), valid);
-    match attempt {
-        Attempt::Valid => {}
-        Attempt::Wrong => tracing::warn!("{what} refused: wrong admin token"),
-        Attempt::Locked { .. } => {
-            tracing::warn!("{what} refused: too many wrong admin tokens from the address")
-        }
-    }
-    attempt
+    ctx.operator.admin_attempt(client_ip(req), given, what)
 }
 
 /// Why the admin token of a request was refused. The checker of [`AdminAuth`] returns it, and [`refusal`] turns it
@@ -167,13 +141,20 @@ impl From<&TokenRefused> for AdminError {
     }
 }
 
-impl From<sea_orm::DbErr> for AdminError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        tracing::error!(error = %e, "admin query failed");
-        AdminError::Unavailable(error_body(
-            ErrorCode::SystemError,
-            "the database is unavailable",
-        ))
+impl From<operator::Error> for AdminError {
+    fn from(e: operator::Error) -> Self {
+        match e {
+            operator::Error::Invalid(m)
+            | operator::Error::NotFound(m)
+            | operator::Error::Conflict(m) => bad(m),
+            operator::Error::Unavailable(e) => {
+                tracing::error!(error = %e, "admin query failed");
+                AdminError::Unavailable(error_body(
+                    ErrorCode::SystemError,
+                    "the database is unavailable",
+                ))
+            }
+        }
     }
 }
 
@@ -388,20 +369,6 @@ impl poem_openapi::types::ParseFromParameter for Day {
     }
 }
 
-/// Checked `from`/`to` days; both optional.
-fn days(
-    from: Option<Day>,
-    to: Option<Day>,
-) -> Result<(Option<String>, Option<String>), AdminError> {
-    let (from, to) = (from.map(|d| d.0), to.map(|d| d.0));
-    if let (Some(f), Some(t)) = (&from, &to) {
-        if f > t {
-            return Err(bad("from must not be after to"));
-        }
-    }
-    Ok((from, to))
-}
-
 fn limit_of(limit: Option<u32>) -> Result<u64, AdminError> {
     match limit {
         None => Ok(100),
@@ -410,22 +377,39 @@ fn limit_of(limit: Option<u32>) -> Result<u64, AdminError> {
     }
 }
 
-fn states_of(outcome: Option<&str>) -> Result<Option<Vec<&'static str>>, AdminError> {
-    Ok(match outcome {
-        None => None,
-        Some("passed") => Some(vec!["passed"]),
-        Some("failed") => Some(vec!["failed"]),
-        Some("undecided") => Some(vec!["initialized", "in_progress"]),
-        Some(_) => return Err(bad("outcome must be passed, failed or undecided")),
-    })
+fn day(d: Option<Day>) -> Option<String> {
+    d.map(|d| d.0)
 }
 
-fn product_of(product: Option<String>) -> Result<Option<String>, AdminError> {
-    match product {
-        Some(p) if crate::domain::product::Product::parse(&p).is_none() => {
-            Err(bad("unknown product"))
-        }
-        p => Ok(p),
+/// The checked filter of a billing report's parameters.
+fn billing_filter(
+    from: Option<Day>,
+    to: Option<Day>,
+    app_id: Option<String>,
+    scene_id: Option<i64>,
+    product: Option<String>,
+) -> Result<BillingFilter, AdminError> {
+    Ok(checked_filter(BillingFilter {
+        from_day: day(from),
+        to_day: day(to),
+        app_id,
+        scene_id,
+        product,
+    })?)
+}
+
+fn item(v: Verification, now: i64) -> VerificationItem {
+    VerificationItem {
+        state: v.state.at(now, v.expires_at).as_str().to_string(),
+        certify_id: v.certify_id,
+        app_id: v.app_id,
+        scene_id: v.scene_id,
+        product: v.product,
+        outer_order_no: v.outer_order_no,
+        passed: v.passed,
+        fail_reason: v.fail_reason,
+        created_at: v.created_at,
+        decided_at: v.decided_at,
     }
 }
 
@@ -451,54 +435,21 @@ impl AdminApi {
         cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<Checked<Json<VerificationPage>>, AdminError> {
-        let (from, to) = days(from.0, to.0)?;
-        let cal = ctx.hosted.settings().calendar;
-        let limit = limit_of(limit.0)?;
-        let after = match cursor.0.as_deref() {
-            None | Some("") => None,
-            Some(c) => Some(
-                c.split_once('.')
-                    .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_string())))
-                    .ok_or_else(|| bad("cursor is not one this API handed out"))?,
-            ),
-        };
-        let filter = VerificationFilter {
-            created_from: from.as_deref().and_then(|d| cal.start_of(d)),
-            created_before: to
-                .as_deref()
-                .and_then(|d| cal.start_of(d))
-                .map(|t| t + 86_400),
+        let query = VerificationQuery {
+            from_day: day(from.0),
+            to_day: day(to.0),
             app_id: app_id.0,
             scene_id: scene_id.0,
-            product: product_of(product.0)?,
-            states: states_of(outcome.0.as_deref())?,
+            product: product.0,
+            outcome: outcome.0,
             outer_order_no: outer_order_no.0,
-            certify_id: None,
+            cursor: cursor.0,
+            limit: limit_of(limit.0)?,
         };
-        let rows = verifications::list(&ctx.db, &filter, after, limit).await?;
-        let now = ctx.certify.clock().now();
-        let next_cursor = (rows.len() as u64 == limit)
-            .then(|| {
-                rows.last()
-                    .map(|v| format!("{}.{}", v.created_at, v.certify_id))
-            })
-            .flatten();
+        let (rows, next_cursor) = ctx.operator.verifications(query).await?;
+        let now = ctx.operator.now();
         Ok(Json(VerificationPage {
-            items: rows
-                .into_iter()
-                .map(|v| VerificationItem {
-                    state: v.state.at(now, v.expires_at).as_str().to_string(),
-                    certify_id: v.certify_id,
-                    app_id: v.app_id,
-                    scene_id: v.scene_id,
-                    product: v.product,
-                    outer_order_no: v.outer_order_no,
-                    passed: v.passed,
-                    fail_reason: v.fail_reason,
-                    created_at: v.created_at,
-                    decided_at: v.decided_at,
-                })
-                .collect(),
+            items: rows.into_iter().map(|v| item(v, now)).collect(),
             next_cursor,
         })
         .into())
@@ -519,7 +470,7 @@ impl AdminApi {
         cursor: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> Result<Checked<Json<BillingPage>>, AdminError> {
-        let (from_day, to_day) = days(from.0, to.0)?;
+        let filter = billing_filter(from.0, to.0, app_id.0, scene_id.0, product.0)?;
         let limit = limit_of(limit.0)?;
         let after = match cursor.0.as_deref() {
             None | Some("") => None,
@@ -528,14 +479,7 @@ impl AdminApi {
                     .map_err(|_| bad("cursor is not one this API handed out"))?,
             ),
         };
-        let filter = BillingFilter {
-            from_day,
-            to_day,
-            app_id: app_id.0,
-            scene_id: scene_id.0,
-            product: product_of(product.0)?,
-        };
-        let rows = billing::list(&ctx.db, &filter, after, limit).await?;
+        let rows = ctx.operator.billing_records(&filter, after, limit).await?;
         let next_cursor = (rows.len() as u64 == limit)
             .then(|| rows.last().map(|r| r.id.to_string()))
             .flatten();
@@ -572,15 +516,10 @@ impl AdminApi {
         scene_id: Query<Option<i64>>,
         product: Query<Option<String>>,
     ) -> Result<Checked<Json<DailyTotals>>, AdminError> {
-        let (from_day, to_day) = days(from.0, to.0)?;
-        let filter = BillingFilter {
-            from_day,
-            to_day,
-            app_id: app_id.0,
-            scene_id: scene_id.0,
-            product: product_of(product.0)?,
-        };
-        let items: Vec<DailyItem> = billing::daily(&ctx.db, &filter)
+        let filter = billing_filter(from.0, to.0, app_id.0, scene_id.0, product.0)?;
+        let items: Vec<DailyItem> = ctx
+            .operator
+            .billing_daily(&filter)
             .await?
             .into_iter()
             .map(|t| DailyItem {
@@ -609,26 +548,20 @@ impl AdminApi {
         to: Query<Day>,
         app_id: Query<Option<String>>,
     ) -> Result<Checked<CsvExport>, AdminError> {
-        let (from_day, to_day) = days(Some(from.0), Some(to.0))?;
-        let filter = BillingFilter {
-            from_day: from_day.clone(),
-            to_day: to_day.clone(),
+        let filter = checked_filter(BillingFilter {
+            from_day: Some(from.0 .0),
+            to_day: Some(to.0 .0),
             app_id: app_id.0,
             ..Default::default()
-        };
+        })?;
         let mut out = Vec::new();
-        crate::billing::export_csv(&ctx.db, &filter, &mut out)
-            .await
-            .map_err(|e| match e.downcast::<sea_orm::DbErr>() {
-                Ok(db) => AdminError::from(db),
-                Err(e) => AdminError::from(sea_orm::DbErr::Custom(e.to_string())),
-            })?;
+        ctx.operator.export_billing_csv(&filter, &mut out).await?;
         Ok(CsvExport::Csv(
             Binary(out),
             format!(
                 "attachment; filename=\"billing-{}-{}.csv\"",
-                from_day.unwrap_or_default(),
-                to_day.unwrap_or_default()
+                filter.from_day.unwrap_or_default(),
+                filter.to_day.unwrap_or_default()
             ),
         )
         .into())
@@ -643,7 +576,8 @@ impl AdminApi {
         app_id: Query<Option<String>>,
     ) -> Result<Checked<Json<Vec<SceneItem>>>, AdminError> {
         Ok(Json(
-            crate::db::scenes::list(&ctx.db, app_id.0.as_deref())
+            ctx.operator
+                .scenes(app_id.0.as_deref())
                 .await?
                 .into_iter()
                 .map(|s| SceneItem {
@@ -671,27 +605,14 @@ impl AdminApi {
         ctx: poem::web::Data<&Arc<AppContext>>,
         certify_id: Path<String>,
     ) -> Result<Checked<VerificationLookup>, AdminError> {
-        let Some(v) = verifications::find(&ctx.db, &certify_id.0).await? else {
+        let Some(v) = ctx.operator.verification(&certify_id.0).await? else {
             return Ok(VerificationLookup::NotFound(error_body(
                 ErrorCode::NotFound,
                 "no such verification",
             ))
             .into());
         };
-        let now = ctx.certify.clock().now();
-        Ok(VerificationLookup::Found(Json(VerificationItem {
-            state: v.state.at(now, v.expires_at).as_str().to_string(),
-            certify_id: v.certify_id,
-            app_id: v.app_id,
-            scene_id: v.scene_id,
-            product: v.product,
-            outer_order_no: v.outer_order_no,
-            passed: v.passed,
-            fail_reason: v.fail_reason,
-            created_at: v.created_at,
-            decided_at: v.decided_at,
-        }))
-        .into())
+        Ok(VerificationLookup::Found(Json(item(v, ctx.operator.now()))).into())
     }
 }
 

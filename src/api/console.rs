@@ -1,6 +1,7 @@
 //! The operator console (`/console/…`): server-rendered pages over the same database functions as the admin API.
 //! Login with the admin token; a signed, HttpOnly, SameSite=Strict session cookie; a CSRF token on every form.
-//! Handlers parse, make one call into `db`/`billing`, and render.
+//! Handlers parse, make one call into the operator's service (as the admin API and the CLI do), and render; the
+//! [`Operator`] extractor stands for a logged-in operator.
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,8 +15,8 @@ use serde_json::{json, Value};
 use crate::console;
 use crate::console::chart::{self, DayBar};
 use crate::console::session::{Session, COOKIE, COOKIE_PATH, TTL_SECS};
-use crate::console::throttle::Attempt;
-use crate::db::{self, scenes, stats, AppStatus};
+use crate::domain::scene::{parse_setting, SettingNames, SettingsText, LIVENESS_LEVELS};
+use crate::operator::{self as service, AppStatus, Attempt, Scene, SceneRequest, Verification};
 use crate::AppContext;
 
 /// Where the console is mounted.
@@ -79,12 +80,12 @@ fn redirect(to: &str) -> Response {
 }
 
 fn now(ctx: &AppContext) -> i64 {
-    ctx.certify.clock().now()
+    ctx.operator.now()
 }
 
 /// The calendar of billing days (`[billing] utc_offset`), which the console's days also follow.
 fn calendar(ctx: &AppContext) -> crate::billing::Calendar {
-    ctx.hosted.settings().calendar
+    ctx.operator.calendar()
 }
 
 fn fmt_time(t: i64) -> String {
@@ -93,8 +94,9 @@ fn fmt_time(t: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A logged-in operator: the session and its CSRF token.
-struct Operator {
+/// A logged-in operator: the session and its CSRF token. As an extractor, a request without one is sent to the login
+/// page (take `Option<Operator>` to answer otherwise).
+pub struct Operator {
     session: Session,
     csrf: String,
 }
@@ -105,7 +107,7 @@ struct Operator {
 async fn operator(ctx: &AppContext, jar: &CookieJar) -> Option<Operator> {
     let cookie = jar.get(COOKIE)?;
     let session = ctx.console.verify(cookie.value_str(), now(ctx))?;
-    match db::console_sessions::is_revoked(&ctx.db, &session.nonce).await {
+    match ctx.operator.session_revoked(&session.nonce).await {
         Ok(false) => {}
         Ok(true) => return None,
         Err(e) => {
@@ -115,6 +117,20 @@ async fn operator(ctx: &AppContext, jar: &CookieJar) -> Option<Operator> {
     }
     let csrf = ctx.console.csrf_token(&session);
     Some(Operator { session, csrf })
+}
+
+impl<'a> poem::FromRequest<'a> for Operator {
+    async fn from_request(
+        req: &'a poem::Request,
+        _body: &mut poem::RequestBody,
+    ) -> poem::Result<Self> {
+        let ctx = req
+            .data::<Arc<AppContext>>()
+            .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))?;
+        operator(ctx, req.cookie())
+            .await
+            .ok_or_else(|| poem::Error::from_response(redirect("/console/login")))
+    }
 }
 
 /// The context every page shares: the active tab, the CSRF token, a message.
@@ -148,12 +164,12 @@ fn db_unavailable(ctx: &AppContext, op: &Operator, e: &dyn std::fmt::Display) ->
 
 /// For POST handlers: the operator when the session and the form's CSRF token are right, else the refusal.
 #[allow(clippy::result_large_err)]
-async fn checked_post(
+fn checked_post(
     ctx: &AppContext,
-    jar: &CookieJar,
+    op: Option<Operator>,
     csrf: Option<&str>,
 ) -> Result<Operator, Response> {
-    let Some(op) = operator(ctx, jar).await else {
+    let Some(op) = op else {
         return Err(problem(
             ctx,
             None,
@@ -174,8 +190,8 @@ async fn checked_post(
 
 /// `GET /console/`: the overview when logged in, else the login page.
 #[handler]
-async fn index(Data(ctx): Data<&Arc<AppContext>>, jar: &CookieJar) -> Response {
-    if operator(ctx, jar).await.is_some() {
+async fn index(op: Option<Operator>) -> Response {
+    if op.is_some() {
         redirect("/console/overview")
     } else {
         redirect("/console/login")
@@ -199,8 +215,8 @@ fn login_form(ctx: &AppContext, status: StatusCode, error: Option<&str>) -> Resp
 }
 
 #[handler]
-async fn login_page(Data(ctx): Data<&Arc<AppContext>>, jar: &CookieJar) -> Response {
-    if operator(ctx, jar).await.is_some() {
+async fn login_page(Data(ctx): Data<&Arc<AppContext>>, op: Option<Operator>) -> Response {
+    if op.is_some() {
         return redirect("/console/overview");
     }
     login_form(ctx, StatusCode::OK, None)
@@ -270,15 +286,17 @@ struct CsrfOnly {
 async fn logout(
     Data(ctx): Data<&Arc<AppContext>>,
     jar: &CookieJar,
+    op: Option<Operator>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
+    let op = match checked_post(ctx, op, f.csrf.as_deref()) {
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(e) =
-        db::console_sessions::revoke(&ctx.db, &op.session.nonce, op.session.expires_at, now(ctx))
-            .await
+    if let Err(e) = ctx
+        .operator
+        .revoke_session(&op.session.nonce, op.session.expires_at)
+        .await
     {
         // The session stays valid: say so rather than pretend the logout happened.
         return db_unavailable(ctx, &op, &e);
@@ -313,12 +331,9 @@ fn outcome_json(o: &console::Outcomes, times: &[i32], reasons: &[(String, u64)])
 #[handler]
 async fn overview(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Operator,
     Query(q): Query<OverviewQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar).await else {
-        return redirect("/console/login");
-    };
     let scene_id = match q.scene_id.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(s) => match s.parse::<i64>() {
@@ -333,34 +348,15 @@ async fn overview(
             }
         },
     };
-    let t = now(ctx);
-    let cal = calendar(ctx);
-    let today = cal.day_number(t);
-    let month = stats::Window {
-        from: cal.start_of_number(today - 29),
-        before: cal.start_of_number(today + 1),
-        scene_id,
-    };
-    let day = stats::Window {
-        from: cal.start_of_number(today),
-        ..month
-    };
-    let loaded = async {
-        Ok::<_, sea_orm::DbErr>((
-            stats::by_day_and_state(&ctx.db, month, cal).await?,
-            stats::fail_reasons(&ctx.db, month).await?,
-            stats::fail_reasons(&ctx.db, day).await?,
-            stats::decision_times(&ctx.db, month).await?,
-            stats::decision_times(&ctx.db, day).await?,
-            scenes::list(&ctx.db, None).await?,
-        ))
-    }
-    .await;
-    let (rows, reasons_30, reasons_today, times_30, times_today, all_scenes) = match loaded {
-        Ok(v) => v,
+    let o = match ctx.operator.overview(scene_id).await {
+        Ok(o) => o,
         Err(e) => return db_unavailable(ctx, &op, &e),
     };
-    let days = console::daily_outcomes(&rows, today, 30);
+    let (t, today, cal) = (o.now, o.today, calendar(ctx));
+    let (rows, all_scenes) = (&o.by_day, &o.scenes);
+    let (reasons_30, times_30) = (&o.month.reasons, &o.month.times);
+    let (reasons_today, times_today) = (&o.today_stats.reasons, &o.today_stats.times);
+    let days = console::daily_outcomes(rows, today, 30);
     let last_30 = console::sum(&days);
     let today_outcomes = days.last().map(|(_, o)| o.clone()).unwrap_or_default();
     let bars: Vec<DayBar> = days
@@ -374,9 +370,9 @@ async fn overview(
     let mut c = base(&op, "overview");
     c.insert(
         "today",
-        &outcome_json(&today_outcomes, &times_today, &reasons_today),
+        &outcome_json(&today_outcomes, times_today, reasons_today),
     );
-    c.insert("month", &outcome_json(&last_30, &times_30, &reasons_30));
+    c.insert("month", &outcome_json(&last_30, times_30, reasons_30));
     c.insert(
         "daily_chart",
         &chart::daily_bars(&bars, "Verifications and passes per day, last 30 days"),
@@ -384,7 +380,7 @@ async fn overview(
     c.insert(
         "reasons_chart",
         &chart::horizontal_bars(
-            &reasons_30,
+            reasons_30,
             "Failure reasons, last 30 days",
             "No failed verifications in the last 30 days. 近 30 天无失败。",
         ),
@@ -401,7 +397,7 @@ async fn overview(
         "month_title",
         &format!(
             "近 30 天 Last 30 days · {} – {} ({})",
-            cal.day_of(month.from),
+            cal.day_of(o.month_window.from),
             cal.day_of(t),
             cal.label()
         ),
@@ -435,7 +431,7 @@ async fn apps_page(
     error: Option<&str>,
     form: Option<&AppForm>,
 ) -> Response {
-    let list = match db::apps::list(&ctx.db).await {
+    let list = match ctx.operator.apps().await {
         Ok(l) => l,
         Err(e) => return db_unavailable(ctx, op, &e),
     };
@@ -474,12 +470,9 @@ async fn apps_page(
 #[handler]
 async fn app_list(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Operator,
     Query(n): Query<Notice>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar).await else {
-        return redirect("/console/login");
-    };
     apps_page(ctx, &op, StatusCode::OK, n.ok.as_deref(), None, None).await
 }
 
@@ -501,10 +494,10 @@ struct AppForm {
 #[handler]
 async fn app_create(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Option<Operator>,
     Form(f): Form<AppForm>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
+    let op = match checked_post(ctx, op, f.csrf.as_deref()) {
         Ok(op) => op,
         Err(r) => return r,
     };
@@ -515,34 +508,23 @@ async fn app_create(
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    let new = match db::NewApp::parse(
-        &f.app_id,
-        &f.name,
-        &f.public_key,
-        prefixes,
-        ctx.config.gateway.allow_legacy_rsa_keys,
-    ) {
-        Ok(n) => n,
-        Err(e) => {
-            return apps_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&e), Some(&f)).await
-        }
-    };
-    match db::apps::insert(&ctx.db, new, now(ctx)).await {
+    let created = ctx
+        .operator
+        .create_app(&f.app_id, &f.name, &f.public_key, prefixes)
+        .await;
+    match created {
         Ok(app) => {
             tracing::info!(app_id = %app.app_id, "console: app created");
-            redirect(&format!(
-                "/console/apps?ok={}",
-                percent_encoding::utf8_percent_encode(
-                    &format!("created app {}", app.app_id),
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            ))
+            ok_redirect("/console/apps", &format!("created app {}", app.app_id))
         }
-        Err(db::apps::AppStoreError::Exists(id)) => {
-            let e = format!("an app with id {id} already exists");
-            apps_page(ctx, &op, StatusCode::CONFLICT, None, Some(&e), Some(&f)).await
+        Err(service::Error::Unavailable(e)) => db_unavailable(ctx, &op, &e),
+        Err(e) => {
+            let status = match e {
+                service::Error::Conflict(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            apps_page(ctx, &op, status, None, Some(&e.to_string()), Some(&f)).await
         }
-        Err(db::apps::AppStoreError::Db(e)) => db_unavailable(ctx, &op, &e),
     }
 }
 
@@ -550,31 +532,25 @@ async fn app_create(
 #[handler]
 async fn app_disable(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Option<Operator>,
     Path(app_id): Path<String>,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
+    let op = match checked_post(ctx, op, f.csrf.as_deref()) {
         Ok(op) => op,
         Err(r) => return r,
     };
-    match db::apps::set_status(&ctx.db, &app_id, AppStatus::Disabled, now(ctx)).await {
-        Ok(true) => {
+    match ctx.operator.disable_app(&app_id).await {
+        Ok(()) => {
             tracing::info!(app_id = %app_id, "console: app disabled");
-            redirect(&format!(
-                "/console/apps?ok={}",
-                percent_encoding::utf8_percent_encode(
-                    &format!("disabled app {app_id}"),
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            ))
+            ok_redirect("/console/apps", &format!("disabled app {app_id}"))
         }
-        Ok(false) => problem(ctx, Some(&op), StatusCode::NOT_FOUND, "No such app."),
-        Err(e) => db_unavailable(ctx, &op, &e),
+        Err(service::Error::Unavailable(e)) => db_unavailable(ctx, &op, &e),
+        Err(_) => problem(ctx, Some(&op), StatusCode::NOT_FOUND, "No such app."),
     }
 }
 
-fn scene_json(s: &scenes::Scene) -> Value {
+fn scene_json(s: &Scene) -> Value {
     json!({
         "scene_id": s.scene_id,
         "app_id": s.app_id,
@@ -598,10 +574,7 @@ async fn scenes_page(
     error: Option<&str>,
 ) -> Response {
     let loaded = async {
-        Ok::<_, sea_orm::DbErr>((
-            scenes::list(&ctx.db, None).await?,
-            db::apps::list(&ctx.db).await?,
-        ))
+        Ok::<_, service::Error>((ctx.operator.scenes(None).await?, ctx.operator.apps().await?))
     }
     .await;
     let (list, apps) = match loaded {
@@ -615,7 +588,7 @@ async fn scenes_page(
         &apps.iter().map(|a| a.app_id.clone()).collect::<Vec<_>>(),
     );
     c.insert("products", &crate::domain::product::Product::codes());
-    c.insert("liveness_levels", scenes::LIVENESS_LEVELS);
+    c.insert("liveness_levels", LIVENESS_LEVELS);
     let ids: Vec<String> = list.iter().map(|s| s.scene_id.to_string()).collect();
     c.insert(
         "ok",
@@ -628,12 +601,9 @@ async fn scenes_page(
 #[handler]
 async fn scene_list(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Operator,
     Query(n): Query<Notice>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar).await else {
-        return redirect("/console/login");
-    };
     scenes_page(ctx, &op, StatusCode::OK, n.ok.as_deref(), None).await
 }
 
@@ -655,7 +625,7 @@ struct SceneForm {
     max_attempts: String,
     #[serde(default)]
     retention_days: String,
-    /// `yes` or `no`.
+    /// `yes` or `no` (any answer of `domain::yes_no`); empty: unchanged (yes for a new scene).
     #[serde(default)]
     keep_photos: String,
     /// `standard` or `strict`.
@@ -665,32 +635,28 @@ struct SceneForm {
     default: Option<String>,
 }
 
-/// A form field that may be left empty (the server's setting).
-fn optional<T: std::str::FromStr>(v: &str, what: &str) -> Result<Option<T>, String> {
-    match v.trim() {
-        "" => Ok(None),
-        s => s
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{what}: {s:?} is not a valid value")),
-    }
-}
+/// What the console's messages call the settings.
+const SETTING_NAMES: SettingNames = SettingNames {
+    match_far: "match FAR",
+    max_attempts: "max attempts",
+    retention_days: "retention days",
+    liveness: "liveness",
+    keep_photos: "keep photos",
+};
 
 impl SceneForm {
-    fn settings(&self) -> Result<scenes::SceneSettings, String> {
-        Ok(scenes::SceneSettings {
-            match_far: optional(&self.match_far, "match FAR")?,
-            max_attempts: optional(&self.max_attempts, "max attempts")?,
-            retention_days: optional(&self.retention_days, "retention days")?,
-            liveness: optional(&self.liveness, "liveness")?,
-        })
-    }
-}
-
-fn scene_error(e: scenes::SceneStoreError) -> Result<String, sea_orm::DbErr> {
-    match e {
-        scenes::SceneStoreError::Db(e) => Err(e),
-        other => Ok(other.to_string()),
+    /// The settings of the form; an empty threshold is the server's setting.
+    fn changes(&self) -> Result<service::SceneChanges, String> {
+        let mut changes = SettingsText {
+            match_far: Some(&self.match_far),
+            max_attempts: Some(&self.max_attempts),
+            retention_days: Some(&self.retention_days),
+            liveness: Some(&self.liveness),
+            keep_photos: Some(&self.keep_photos),
+        }
+        .changes(&SETTING_NAMES)?;
+        changes.name = (!self.name.trim().is_empty()).then(|| self.name.clone());
+        Ok(changes)
     }
 }
 
@@ -701,73 +667,50 @@ fn ok_redirect(path: &str, message: &str) -> Response {
     ))
 }
 
+/// The answer to a scene change that was refused.
+async fn scene_refused(ctx: &AppContext, op: &Operator, e: service::Error) -> Response {
+    match e {
+        service::Error::Unavailable(e) => db_unavailable(ctx, op, &e),
+        e => scenes_page(ctx, op, StatusCode::BAD_REQUEST, None, Some(&e.to_string())).await,
+    }
+}
+
 /// `POST /console/scenes`: creates a scene (as `shiren scene create`).
 #[handler]
 async fn scene_create(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Option<Operator>,
     Form(f): Form<SceneForm>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
+    let op = match checked_post(ctx, op, f.csrf.as_deref()) {
         Ok(op) => op,
         Err(r) => return r,
     };
-    let parsed = f.settings().and_then(|s| {
-        Ok((
-            s,
-            optional::<i64>(&f.scene_id, "scene id")?,
-            match f.keep_photos.as_str() {
-                "" | "yes" => true,
-                "no" => false,
-                _ => return Err("keep photos must be yes or no".to_string()),
-            },
-        ))
-    });
-    let (settings, scene_id, keep_photos) = match parsed {
+    let parsed = f
+        .changes()
+        .and_then(|c| Ok((c, parse_setting::<i64>(&f.scene_id, "scene id")?)));
+    let (settings, scene_id) = match parsed {
         Ok(v) => v,
         Err(e) => return scenes_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&e)).await,
     };
-    match db::apps::find(&ctx.db, f.app_id.trim()).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            let e = format!("no app with id {}", f.app_id.trim());
-            return scenes_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&e)).await;
-        }
-        Err(e) => return db_unavailable(ctx, &op, &e),
-    }
-    let created = scenes::insert(
-        &ctx.db,
-        scenes::NewScene {
-            scene_id,
-            app_id: f.app_id.trim().to_string(),
-            name: f.name.clone(),
-            product: f.product.trim().to_ascii_uppercase(),
-            settings,
-            keep_photos,
-            is_default: false,
-        },
-        now(ctx),
-    )
-    .await;
-    let scene = match created {
-        Ok(s) => s,
-        Err(e) => {
-            return match scene_error(e) {
-                Ok(m) => scenes_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&m)).await,
-                Err(e) => db_unavailable(ctx, &op, &e),
-            }
-        }
+    let request = SceneRequest {
+        app_id: f.app_id.clone(),
+        name: f.name.clone(),
+        scene_id,
+        product: f.product.clone(),
+        settings,
+        make_default: f.default.is_some(),
     };
-    if f.default.is_some() {
-        if let Err(e) = scenes::set_default(&ctx.db, scene.scene_id, now(ctx)).await {
-            return db_unavailable(ctx, &op, &e);
+    match ctx.operator.create_scene(request).await {
+        Ok(scene) => {
+            tracing::info!(scene_id = scene.scene_id, "console: scene created");
+            ok_redirect(
+                "/console/scenes",
+                &format!("created scene {}", scene.scene_id),
+            )
         }
+        Err(e) => scene_refused(ctx, &op, e).await,
     }
-    tracing::info!(scene_id = scene.scene_id, "console: scene created");
-    ok_redirect(
-        "/console/scenes",
-        &format!("created scene {}", scene.scene_id),
-    )
 }
 
 /// `POST /console/scenes/{scene_id}`: changes a scene (as `shiren scene update`); empty thresholds return to the
@@ -775,54 +718,29 @@ async fn scene_create(
 #[handler]
 async fn scene_update(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Option<Operator>,
     Path(scene_id): Path<i64>,
     Form(f): Form<SceneForm>,
 ) -> Response {
-    let op = match checked_post(ctx, jar, f.csrf.as_deref()).await {
+    let op = match checked_post(ctx, op, f.csrf.as_deref()) {
         Ok(op) => op,
         Err(r) => return r,
     };
-    let settings = match f.settings() {
-        Ok(s) => s,
+    let changes = match f.changes() {
+        Ok(c) => c,
         Err(e) => return scenes_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&e)).await,
     };
-    let keep_photos = match f.keep_photos.as_str() {
-        "" => None,
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => {
-            return scenes_page(
-                ctx,
-                &op,
-                StatusCode::BAD_REQUEST,
-                None,
-                Some("keep photos must be yes or no"),
-            )
-            .await
+    match ctx
+        .operator
+        .update_scene(scene_id, changes, f.default.is_some())
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(scene_id, "console: scene updated");
+            ok_redirect("/console/scenes", &format!("updated scene {scene_id}"))
         }
-    };
-    let changes = scenes::SceneChanges {
-        name: (!f.name.trim().is_empty()).then(|| f.name.clone()),
-        match_far: Some(settings.match_far),
-        max_attempts: Some(settings.max_attempts),
-        retention_days: Some(settings.retention_days),
-        liveness: Some(settings.liveness),
-        keep_photos,
-    };
-    if let Err(e) = scenes::update(&ctx.db, scene_id, changes, now(ctx)).await {
-        return match scene_error(e) {
-            Ok(m) => scenes_page(ctx, &op, StatusCode::BAD_REQUEST, None, Some(&m)).await,
-            Err(e) => db_unavailable(ctx, &op, &e),
-        };
+        Err(e) => scene_refused(ctx, &op, e).await,
     }
-    if f.default.is_some() {
-        if let Err(e) = scenes::set_default(&ctx.db, scene_id, now(ctx)).await {
-            return db_unavailable(ctx, &op, &e);
-        }
-    }
-    tracing::info!(scene_id, "console: scene updated");
-    ok_redirect("/console/scenes", &format!("updated scene {scene_id}"))
 }
 
 #[derive(Deserialize)]
@@ -867,12 +785,9 @@ fn checks_of(decision: Option<&str>) -> Value {
 #[handler]
 async fn search(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Operator,
     Query(sq): Query<SearchQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar).await else {
-        return redirect("/console/login");
-    };
     let q =
         sq.q.unwrap_or_default()
             .trim()
@@ -886,17 +801,7 @@ async fn search(
         c.insert("detail", &Value::Null);
         return render(ctx, StatusCode::OK, "console/search.html", &c);
     }
-    let found = async {
-        if let Some(v) = db::verifications::find(&ctx.db, &q).await? {
-            return Ok::<_, sea_orm::DbErr>(vec![v]);
-        }
-        let filter = db::verifications::VerificationFilter {
-            outer_order_no: Some(q.clone()),
-            ..Default::default()
-        };
-        db::verifications::list(&ctx.db, &filter, None, 50).await
-    }
-    .await;
+    let found = ctx.operator.search(&q).await;
     let found = match found {
         Ok(f) => f,
         Err(e) => return db_unavailable(ctx, &op, &e),
@@ -930,17 +835,16 @@ async fn search(
 
 async fn verification_detail(
     ctx: &AppContext,
-    v: &db::Verification,
+    v: &Verification,
     now: i64,
-) -> Result<Value, sea_orm::DbErr> {
+) -> Result<Value, service::Error> {
     use crate::authority::import::{mask_cert_no, mask_name};
-    let subject = db::verifications::find_subject(&ctx.db, &v.certify_id).await?;
-    let scene = match v.scene_id {
-        Some(id) => scenes::find(&ctx.db, id).await?,
-        None => None,
-    };
-    let attempts = db::attempts::list(&ctx.db, &v.certify_id).await?;
-    let billing = db::billing::for_verification(&ctx.db, &v.certify_id).await?;
+    let service::VerificationDetail {
+        subject,
+        scene,
+        attempts,
+        billing,
+    } = ctx.operator.verification_detail(v).await?;
     Ok(json!({
         "certify_id": v.certify_id,
         "app_id": v.app_id,
@@ -978,15 +882,14 @@ async fn verification_detail(
 #[handler]
 async fn face_image(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Option<Operator>,
     Path(certify_id): Path<String>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar).await else {
+    let Some(op) = op else {
         return problem(ctx, None, StatusCode::FORBIDDEN, "Not logged in. 未登录。");
     };
-    let key = match db::verifications::find(&ctx.db, &certify_id).await {
-        Ok(Some(v)) => v.face_image_key,
-        Ok(None) => None,
+    let key = match ctx.operator.face_image_key(&certify_id).await {
+        Ok(k) => k,
         Err(e) => return db_unavailable(ctx, &op, &e),
     };
     let Some(key) = key else {
@@ -1021,28 +924,11 @@ struct BillingQuery {
 }
 
 impl BillingQuery {
-    /// The month (`YYYY-MM`, default: the current one), its first and last day, and the app filter.
-    /// `today` is the current day of the billing calendar, `YYYY-MM-DD`.
-    fn resolve(&self, today: &str) -> Result<(String, db::billing::BillingFilter), String> {
-        let month = match self.month.as_deref().map(str::trim) {
-            None | Some("") => today.get(..7).unwrap_or_default().to_string(),
-            Some(m) => m.to_string(),
-        };
-        let (from, to) = console::month_days(&month).ok_or("month must be YYYY-MM")?;
-        Ok((
-            from[..7].to_string(),
-            db::billing::BillingFilter {
-                from_day: Some(from),
-                to_day: Some(to),
-                app_id: self
-                    .app_id
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string),
-                ..Default::default()
-            },
-        ))
+    /// The month (`YYYY-MM`, default: the current one) and its filter.
+    fn resolve(&self, ctx: &AppContext) -> Result<(String, service::BillingFilter), String> {
+        let today = calendar(ctx).day_of(now(ctx));
+        service::month_filter(self.month.as_deref(), &today, self.app_id.as_deref())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -1050,21 +936,18 @@ impl BillingQuery {
 #[handler]
 async fn billing_page(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Operator,
     Query(bq): Query<BillingQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar).await else {
-        return redirect("/console/login");
-    };
-    let (month, filter) = match bq.resolve(&calendar(ctx).day_of(now(ctx))) {
+    let (month, filter) = match bq.resolve(ctx) {
         Ok(v) => v,
         Err(e) => return problem(ctx, Some(&op), StatusCode::BAD_REQUEST, &e),
     };
     let loaded = async {
-        Ok::<_, sea_orm::DbErr>((
-            db::billing::daily(&ctx.db, &filter).await?,
-            db::apps::list(&ctx.db).await?,
-            scenes::list(&ctx.db, None).await?,
+        Ok::<_, service::Error>((
+            ctx.operator.billing_daily(&filter).await?,
+            ctx.operator.apps().await?,
+            ctx.operator.scenes(None).await?,
         ))
     }
     .await;
@@ -1136,18 +1019,18 @@ async fn billing_page(
 #[handler]
 async fn billing_csv(
     Data(ctx): Data<&Arc<AppContext>>,
-    jar: &CookieJar,
+    op: Option<Operator>,
     Query(bq): Query<BillingQuery>,
 ) -> Response {
-    let Some(op) = operator(ctx, jar).await else {
+    let Some(op) = op else {
         return problem(ctx, None, StatusCode::FORBIDDEN, "Not logged in. 未登录。");
     };
-    let (month, filter) = match bq.resolve(&calendar(ctx).day_of(now(ctx))) {
+    let (month, filter) = match bq.resolve(ctx) {
         Ok(v) => v,
         Err(e) => return problem(ctx, Some(&op), StatusCode::BAD_REQUEST, &e),
     };
     let mut out = Vec::new();
-    if let Err(e) = crate::billing::export_csv(&ctx.db, &filter, &mut out).await {
+    if let Err(e) = ctx.operator.export_billing_csv(&filter, &mut out).await {
         return db_unavailable(ctx, &op, &e);
     }
     Response::builder()
@@ -1249,7 +1132,7 @@ mod tests {
         );
         c.insert("apps", &vec!["a"]);
         c.insert("products", &crate::domain::product::Product::codes());
-        c.insert("liveness_levels", scenes::LIVENESS_LEVELS);
+        c.insert("liveness_levels", LIVENESS_LEVELS);
         let html = t.render("console/scenes.html", &c).unwrap();
         assert!(html.contains("0 d") && html.contains("<option selected>strict</option>"));
 

@@ -161,12 +161,7 @@ pub async fn certify_page(
         jar.add(c);
     }
     let miniprogram = is_miniprogram(&q, req);
-    let merchant = crate::db::apps::find(&ctx.db, &opened.view.app_id)
-        .await
-        .ok()
-        .flatten()
-        .map(|a| a.name)
-        .unwrap_or_default();
+    let merchant = ctx.operator.merchant_name(&opened.view.app_id).await;
     let c = page_context(&opened.view, &merchant, miniprogram, q.lang.as_deref());
     match ctx.templates.render("h5/certify.html", &c) {
         Ok(body) => html(StatusCode::OK, body, csp(ctx, miniprogram)),

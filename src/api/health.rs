@@ -16,7 +16,7 @@ pub async fn healthz() -> &'static str {
 /// Ready only when the database answers.
 #[handler]
 pub async fn readyz(Data(ctx): Data<&Arc<AppContext>>) -> poem::Response {
-    if crate::db::ping(&ctx.db).await {
+    if ctx.operator.database_ready().await {
         "ready".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
@@ -37,7 +37,7 @@ fn metrics_allowed(ctx: &AppContext, req: &poem::Request) -> bool {
         })
         .unwrap_or("");
     // Both sides are hashed before the comparison, so neither length nor prefix leaks through timing.
-    super::admin::token_matches(Some(token), given) && !given.is_empty()
+    crate::operator::token_matches(Some(token), given) && !given.is_empty()
 }
 
 /// Prometheus metrics, text exposition format; behind a bearer token when `metrics_token` is set.

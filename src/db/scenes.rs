@@ -7,96 +7,9 @@ use sea_orm::{
 
 use super::entities::scene;
 
-/// The name of the scene created for an app on first use.
-pub const DEFAULT_SCENE_NAME: &str = "default";
-
-/// A stored scene. Unset thresholds fall back to the server's `[decision]` settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scene {
-    pub scene_id: i64,
-    pub app_id: String,
-    pub name: String,
-    /// Product code of its verifications (`FACE`, …).
-    pub product: String,
-    /// Target false-accept rate of the face match (`1e-2`, `1e-3`, `1e-4`).
-    pub match_far: Option<String>,
-    pub max_attempts: Option<u32>,
-    /// Days a kept face image stays.
-    pub retention_days: Option<u32>,
-    /// Whether face images may be kept at all (the merchant's `face_reserve_strategy` decides within that).
-    pub keep_photos: bool,
-    /// Liveness strictness: `standard` or `strict` (see [`LIVENESS_LEVELS`]); unset is standard.
-    pub liveness: Option<String>,
-    /// The app's scene for requests that name none (the Alipay-style gateway).
-    pub is_default: bool,
-    pub created_at: i64,
-}
-
-/// Thresholds of a scene, checked before they are stored.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SceneSettings {
-    pub match_far: Option<String>,
-    pub max_attempts: Option<u32>,
-    pub retention_days: Option<u32>,
-    pub liveness: Option<String>,
-}
-
-/// Liveness strictness of a scene. `standard`: the challenge is an open mouth plus one or two of blink and head
-/// turns, each held for the server's frame count. `strict`: always an open mouth plus two of them (three actions,
-/// so a replayed or puppeted video must match a longer random sequence), and mouth and turns must hold one frame
-/// longer.
-pub const LIVENESS_LEVELS: &[&str] = &["standard", "strict"];
-
-impl SceneSettings {
-    /// Names the first invalid value.
-    pub fn validate(&self) -> Result<(), String> {
-        if let Some(f) = &self.match_far {
-            if crate::face::compare::TargetFar::parse(f).is_none() {
-                return Err(format!("match FAR must be 1e-2, 1e-3 or 1e-4, not {f:?}"));
-            }
-        }
-        if let Some(n) = self.max_attempts {
-            if !(1..=5).contains(&n) {
-                return Err(format!("max attempts must be 1 to 5, not {n}"));
-            }
-        }
-        if let Some(d) = self.retention_days {
-            if d > 3650 {
-                return Err(format!("retention must be at most 3650 days, not {d}"));
-            }
-        }
-        if let Some(l) = &self.liveness {
-            if !LIVENESS_LEVELS.contains(&l.as_str()) {
-                return Err(format!("liveness must be standard or strict, not {l:?}"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What `scene create` stores.
-#[derive(Clone, Debug)]
-pub struct NewScene {
-    /// The id to use; the next free one when unset.
-    pub scene_id: Option<i64>,
-    pub app_id: String,
-    pub name: String,
-    pub product: String,
-    pub settings: SceneSettings,
-    pub keep_photos: bool,
-    pub is_default: bool,
-}
-
-/// Changes `scene update` makes; `None` leaves a field as it is (`Some(None)` clears a threshold).
-#[derive(Clone, Debug, Default)]
-pub struct SceneChanges {
-    pub name: Option<String>,
-    pub match_far: Option<Option<String>>,
-    pub max_attempts: Option<Option<u32>>,
-    pub retention_days: Option<Option<u32>>,
-    pub liveness: Option<Option<String>>,
-    pub keep_photos: Option<bool>,
-}
+pub use crate::domain::scene::{
+    NewScene, Scene, SceneChanges, SceneSettings, DEFAULT_SCENE_NAME, LIVENESS_LEVELS,
+};
 
 /// Why a scene could not be stored.
 #[derive(Debug, thiserror::Error)]
@@ -129,34 +42,12 @@ fn to_domain(m: scene::Model) -> Scene {
     }
 }
 
-fn check_name(name: &str) -> Result<(), SceneStoreError> {
-    if name.trim().is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(SceneStoreError::Invalid(
-            "the name must be 1-128 characters".into(),
-        ));
-    }
-    Ok(())
-}
-
 pub async fn insert(
     db: &DatabaseConnection,
     new: NewScene,
     now: i64,
 ) -> Result<Scene, SceneStoreError> {
-    check_name(&new.name)?;
-    new.settings.validate().map_err(SceneStoreError::Invalid)?;
-    if crate::domain::product::Product::parse(&new.product).is_none() {
-        return Err(SceneStoreError::Invalid(format!(
-            "unknown product {:?}; one of {}",
-            new.product,
-            crate::domain::product::Product::codes().join(", ")
-        )));
-    }
-    if matches!(new.scene_id, Some(id) if id <= 0) {
-        return Err(SceneStoreError::Invalid(
-            "the scene id must be a positive number".into(),
-        ));
-    }
+    new.validate().map_err(SceneStoreError::Invalid)?;
     let name_taken = scene::Entity::find()
         .filter(scene::Column::AppId.eq(&new.app_id))
         .filter(scene::Column::Name.eq(new.name.trim()))
@@ -244,16 +135,11 @@ pub async fn update(
         return Err(SceneStoreError::NotFound(scene_id));
     };
     let current = to_domain(model.clone());
-    let settings = SceneSettings {
-        match_far: changes.match_far.clone().unwrap_or(current.match_far),
-        max_attempts: changes.max_attempts.unwrap_or(current.max_attempts),
-        retention_days: changes.retention_days.unwrap_or(current.retention_days),
-        liveness: changes.liveness.clone().unwrap_or(current.liveness),
-    };
-    settings.validate().map_err(SceneStoreError::Invalid)?;
+    let settings = changes
+        .settings_after(&current.settings())
+        .map_err(SceneStoreError::Invalid)?;
     let mut active: scene::ActiveModel = model.into();
     if let Some(name) = &changes.name {
-        check_name(name)?;
         active.name = Set(name.trim().to_string());
     }
     active.match_far = Set(settings.match_far);

@@ -7,5 +7,7 @@ pub mod limit;
 pub mod product;
 pub mod request;
 pub mod rsa;
+pub mod scene;
 pub mod sensitive;
 pub mod state;
+pub mod yes_no;

@@ -151,35 +151,8 @@ pub fn score(cosine: f32) -> f32 {
     Recogniser::default().score(cosine)
 }
 
-/// A match threshold named by its target false-accept rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetFar {
-    /// 1 in 100: score 60.
-    E2,
-    /// 1 in 1,000: score 70 (the default).
-    E3,
-    /// 1 in 10,000: score 80 (extrapolated; see the module notes).
-    E4,
-}
-
-impl TargetFar {
-    pub fn score_threshold(self) -> f32 {
-        match self {
-            TargetFar::E2 => 60.0,
-            TargetFar::E3 => 70.0,
-            TargetFar::E4 => 80.0,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TargetFar> {
-        match s {
-            "1e-2" => Some(TargetFar::E2),
-            "1e-3" => Some(TargetFar::E3),
-            "1e-4" => Some(TargetFar::E4),
-            _ => None,
-        }
-    }
-}
+/// A match threshold named by its target false-accept rate (the scene settings' vocabulary).
+pub use crate::domain::scene::TargetFar;
 
 #[cfg(test)]
 mod tests {

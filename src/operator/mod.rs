@@ -1,0 +1,162 @@
+//! The operator's service: apps, scenes, access keys, verification search, statistics, billing reports, the
+//! registry of identities, admin-token checks and console sessions. The console, the admin API and the CLI all call
+//! it, so each flow exists once; none of them touches the database.
+mod apps;
+mod auth;
+mod billing;
+mod identities;
+mod keys;
+mod scenes;
+mod search;
+mod stats;
+
+use sea_orm::{DatabaseConnection, DbErr};
+
+use crate::console::throttle::Throttle;
+use crate::domain::calendar::Calendar;
+
+pub use crate::console::throttle::Attempt;
+pub use crate::db::apps::{App, AppStatus};
+pub use crate::db::attempts::Attempt as StoredAttempt;
+pub use crate::db::billing::{BillingFilter, BillingRecord, DailyTotal};
+pub use crate::db::cloud_keys::StoredKey;
+pub use crate::db::identities::Identity;
+pub use crate::db::stats::Window;
+pub use crate::db::verifications::{Subject, Verification};
+pub use crate::domain::scene::{Scene, SceneChanges, SceneSettings, LIVENESS_LEVELS};
+pub use auth::token_matches;
+pub use billing::{checked_filter, month_filter};
+pub use scenes::SceneRequest;
+pub use search::{Outcome, VerificationDetail, VerificationQuery};
+pub use stats::{Overview, WindowStats};
+
+/// What the operator's service needs of the configuration.
+#[derive(Clone, Debug)]
+pub struct OperatorSettings {
+    /// The calendar of billing days (`[billing] utc_offset`), which the console's days also follow.
+    pub calendar: Calendar,
+    /// `[gateway] allow_legacy_rsa_keys`: merchant keys under 2048 bits are registered.
+    pub allow_legacy_rsa_keys: bool,
+    /// The admin token (`admin_token`); none disables the admin API and the console.
+    pub admin_token: Option<String>,
+}
+
+impl OperatorSettings {
+    pub fn from_config(config: &crate::config::Config) -> OperatorSettings {
+        OperatorSettings {
+            calendar: config.billing.utc_offset,
+            allow_legacy_rsa_keys: config.gateway.allow_legacy_rsa_keys,
+            admin_token: config.admin_token.clone(),
+        }
+    }
+}
+
+/// Why an operator's request was not done. The message is the operator's to read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value is missing, malformed or out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The app, scene, key or identity does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// It exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// The database (or the object store) failed.
+    #[error(transparent)]
+    Unavailable(anyhow::Error),
+}
+
+impl From<DbErr> for Error {
+    fn from(e: DbErr) -> Self {
+        Error::Unavailable(e.into())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The operator's service over one database.
+pub struct Operator {
+    db: DatabaseConnection,
+    settings: OperatorSettings,
+    throttle: Throttle,
+    clock: fn() -> i64,
+}
+
+fn system_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Operator {
+    pub fn new(db: DatabaseConnection, settings: OperatorSettings) -> Operator {
+        Operator {
+            db,
+            settings,
+            throttle: Throttle::default(),
+            clock: system_now,
+        }
+    }
+
+    /// The service of a command: opens (and migrates) the configured database.
+    pub async fn open(config: &crate::config::Config) -> anyhow::Result<Operator> {
+        let settings = OperatorSettings::from_config(config);
+        Ok(Operator::new(crate::open_database(config).await?, settings))
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The calendar of billing days.
+    pub fn calendar(&self) -> Calendar {
+        self.settings.calendar
+    }
+
+    /// Whether the database answers (the readiness probe).
+    pub async fn database_ready(&self) -> bool {
+        crate::db::ping(&self.db).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The `.rs` files under `dir` (relative to the crate root), with their text.
+    fn sources(dir: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
+        while let Some(p) = stack.pop() {
+            if p.is_dir() {
+                stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read_to_string(&p).unwrap(),
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_api_and_the_cli_reach_the_database_only_through_the_operator() {
+        for (path, text) in sources("src/api").into_iter().chain(sources("src/cli")) {
+            for needle in ["crate::db", "shiren::db", "db::", "sea_orm"] {
+                assert!(!text.contains(needle), "{path} uses {needle}");
+            }
+        }
+        let main = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/main.rs"));
+        assert!(!main.unwrap().contains("db::"));
+    }
+
+    #[test]
+    fn scenes_are_stored_with_the_domain_vocabulary_only() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/db/scenes.rs"))
+                .unwrap();
+        for line in text.lines().filter(|l| l.contains("crate::")) {
+            assert!(line.contains("crate::domain"), "db/scenes.rs: {line}");
+        }
+    }
+}

@@ -386,7 +386,7 @@ pub fn hosted_upload(data: &[u8]) {
         match crate::api::h5::parse_attempt(data) {
             Ok((_, frames)) => frames,
             Err(e) => {
-                let _ = (e.code(), e.status(), e.messages());
+                let _ = (e.code(), crate::api::h5::status(&e), e.messages());
                 return;
             }
         }

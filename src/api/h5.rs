@@ -11,7 +11,8 @@ use poem::{handler, Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::certify::hosted::{FrameIn, HostedError, PageView};
+use crate::certify::hosted::{FrameIn, HostedError, HostedErrorKind, PageView};
+use crate::domain::fail::{self, FailReason};
 use crate::domain::state::State;
 use crate::AppContext;
 
@@ -86,13 +87,7 @@ pub fn error_page(
 fn hosted_error_page(ctx: &AppContext, e: &HostedError) -> Response {
     log_error(e);
     let (zh, en) = e.messages();
-    error_page(
-        ctx,
-        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-        zh,
-        en,
-        e.code(),
-    )
+    error_page(ctx, status(e), zh, en, e.code())
 }
 
 fn hosted_error_json(e: &HostedError) -> Response {
@@ -102,10 +97,19 @@ fn hosted_error_json(e: &HostedError) -> Response {
     if let HostedError::BadFrames(detail) = e {
         v["detail"] = json!(detail);
     }
-    json_response(
-        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-        v,
-    )
+    json_response(status(e), v)
+}
+
+/// The HTTP status of a hosted-flow refusal.
+pub fn status(e: &HostedError) -> StatusCode {
+    match e.kind() {
+        HostedErrorKind::NotFound => StatusCode::NOT_FOUND,
+        HostedErrorKind::Gone => StatusCode::GONE,
+        HostedErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        HostedErrorKind::Conflict => StatusCode::CONFLICT,
+        HostedErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        HostedErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 fn log_error(e: &HostedError) {
@@ -210,25 +214,13 @@ fn page_context(
     };
     c.insert("state", state);
     c.insert("return_url", &v.return_url);
-    let reason = v
-        .fail_reason
-        .as_deref()
-        .and_then(crate::certify::decision::FailReason::from_code);
-    let (zh, en) = match (v.state, reason) {
+    let stored = v.fail_reason.as_deref();
+    let (zh, en) = match (v.state, stored.and_then(FailReason::from_code)) {
         (State::Passed, _) => ("认证通过", "Verification passed"),
         (_, Some(r)) => r.messages(),
         _ => ("", ""),
     };
-    c.insert(
-        "result_code",
-        reason.map(|r| r.public_code()).unwrap_or_else(|| {
-            if v.fail_reason.is_some() {
-                "FAILED"
-            } else {
-                ""
-            }
-        }),
-    );
+    c.insert("result_code", fail::stored_public_code(stored));
     c.insert("result_message_zh", zh);
     c.insert("result_message_en", en);
     c

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::challenge::Challenge;
+use crate::domain::fail::{round3, Check, FailReason, Recorder};
 use crate::face::engine::cosine;
 use crate::face::liveness::{self, Action, Observation, Thresholds};
 
@@ -48,168 +49,14 @@ pub struct DecisionInput<'a> {
     pub challenge: &'a Challenge,
 }
 
-/// Why a decision failed: stable codes, in the order the checks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailReason {
-    IdentityNotFound,
-    IdentityNameMismatch,
-    ReferenceUnusable,
-    NoFace,
-    MultipleFaces,
-    PoorQuality,
-    Action(Action),
-    ColourFlash,
-    Surroundings,
-    IdentityChanged,
-    FaceMismatch,
-}
-
-impl FailReason {
-    pub fn code(self) -> &'static str {
-        match self {
-            FailReason::IdentityNotFound => "IDENTITY_NOT_FOUND",
-            FailReason::IdentityNameMismatch => "IDENTITY_NAME_MISMATCH",
-            FailReason::ReferenceUnusable => "REFERENCE_PHOTO_UNUSABLE",
-            FailReason::NoFace => "LIVENESS_NO_FACE",
-            FailReason::MultipleFaces => "LIVENESS_MULTIPLE_FACES",
-            FailReason::PoorQuality => "LIVENESS_POOR_QUALITY",
-            FailReason::Action(Action::OpenMouth) => "LIVENESS_ACTION_OPEN_MOUTH",
-            FailReason::Action(Action::Blink) => "LIVENESS_ACTION_BLINK",
-            FailReason::Action(Action::TurnLeft) => "LIVENESS_ACTION_TURN_LEFT",
-            FailReason::Action(Action::TurnRight) => "LIVENESS_ACTION_TURN_RIGHT",
-            FailReason::ColourFlash => "LIVENESS_COLOUR_FLASH",
-            FailReason::Surroundings => "LIVENESS_SURROUNDINGS",
-            FailReason::IdentityChanged => "LIVENESS_IDENTITY_CHANGED",
-            FailReason::FaceMismatch => "FACE_MISMATCH",
-        }
+/// The reason a challenged action names when it was not seen.
+pub fn action_fail(a: Action) -> FailReason {
+    match a {
+        Action::OpenMouth => FailReason::ActionOpenMouth,
+        Action::Blink => FailReason::ActionBlink,
+        Action::TurnLeft => FailReason::ActionTurnLeft,
+        Action::TurnRight => FailReason::ActionTurnRight,
     }
-
-    /// Every reason, for reading stored codes back.
-    pub const ALL: [FailReason; 14] = [
-        FailReason::IdentityNotFound,
-        FailReason::IdentityNameMismatch,
-        FailReason::ReferenceUnusable,
-        FailReason::NoFace,
-        FailReason::MultipleFaces,
-        FailReason::PoorQuality,
-        FailReason::Action(Action::OpenMouth),
-        FailReason::Action(Action::Blink),
-        FailReason::Action(Action::TurnLeft),
-        FailReason::Action(Action::TurnRight),
-        FailReason::ColourFlash,
-        FailReason::Surroundings,
-        FailReason::IdentityChanged,
-        FailReason::FaceMismatch,
-    ];
-
-    pub fn from_code(code: &str) -> Option<FailReason> {
-        FailReason::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// The code the page and the mini-program host see: identity and match failures share one, so that the page
-    /// does not tell whether an ID number is registered (the merchant's `query` gets the precise code).
-    pub fn public_code(self) -> &'static str {
-        match self {
-            FailReason::IdentityNotFound
-            | FailReason::IdentityNameMismatch
-            | FailReason::FaceMismatch => "IDENTITY_UNCONFIRMED",
-            other => other.code(),
-        }
-    }
-
-    /// Whether another attempt may help: liveness and quality failures can be retried; a live face that does not
-    /// match, or an identity the authority does not confirm, is final (retrying would only let an impostor probe).
-    pub fn retryable(self) -> bool {
-        !matches!(
-            self,
-            FailReason::IdentityNotFound
-                | FailReason::IdentityNameMismatch
-                | FailReason::ReferenceUnusable
-                | FailReason::FaceMismatch
-        )
-    }
-
-    /// What the person in front of the phone is told (Chinese, English). Identity and match failures share one
-    /// message: the page must not reveal whether an ID number is registered.
-    pub fn messages(self) -> (&'static str, &'static str) {
-        match self {
-            FailReason::IdentityNotFound
-            | FailReason::IdentityNameMismatch
-            | FailReason::FaceMismatch => (
-                "身份核验未通过，请确认是本人操作。",
-                "We could not confirm your identity. Please make sure you are the person named.",
-            ),
-            FailReason::ReferenceUnusable => (
-                "参考照片无法使用，请联系商户。",
-                "The reference photo cannot be used. Please contact the merchant.",
-            ),
-            FailReason::NoFace => (
-                "未能持续检测到人脸，请将脸完整放在取景框内。",
-                "Your face was not visible long enough. Keep your whole face inside the circle.",
-            ),
-            FailReason::MultipleFaces => (
-                "画面中出现了多张人脸，请确保只有您本人。",
-                "More than one face was seen. Make sure only you are in view.",
-            ),
-            FailReason::PoorQuality => (
-                "人脸太小或不清晰，请靠近一些并保持光线充足。",
-                "Your face was too small or unclear. Move closer and find good light.",
-            ),
-            FailReason::Action(Action::OpenMouth) => (
-                "没有看到张嘴动作，请在提示时张大嘴巴。",
-                "We did not see you open your mouth. Open it wide when asked.",
-            ),
-            FailReason::Action(Action::Blink) => (
-                "没有看到眨眼动作，请在提示时眨眼。",
-                "We did not see you blink. Blink when asked.",
-            ),
-            FailReason::Action(Action::TurnLeft) | FailReason::Action(Action::TurnRight) => (
-                "没有看到转头动作，请按提示方向缓慢转头。",
-                "We did not see you turn your head. Turn it slowly the way you are asked.",
-            ),
-            FailReason::ColourFlash => (
-                "屏幕闪光未能照亮面部，请调亮屏幕并靠近一些。",
-                "The screen's light did not reach your face. Turn up the brightness and move closer.",
-            ),
-            FailReason::Surroundings => (
-                "检测到疑似翻拍，请直接面对摄像头完成认证。",
-                "This looked like a photo or screen. Face the camera yourself.",
-            ),
-            FailReason::IdentityChanged => (
-                "认证过程中人脸发生变化，请本人全程完成。",
-                "The face changed during the check. Complete it yourself from start to end.",
-            ),
-        }
-    }
-}
-
-/// One recorded check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-impl Check {
-    fn new(name: &str, passed: bool, score: Option<f32>, threshold: Option<f32>) -> Check {
-        Check {
-            name: name.into(),
-            passed,
-            score: score.map(round3),
-            threshold,
-            detail: None,
-        }
-    }
-}
-
-fn round3(x: f32) -> f32 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// How the ID number was checked, for `identity_info`.
@@ -321,6 +168,59 @@ pub fn worst_identity_score(
     })
 }
 
+/// The quality check of the frame kept and matched (the most frontal at rest): at least `min_iod_px` between the
+/// eyes. Returns that frame too.
+pub fn quality_check(obs: &[Observation], min_iod_px: f32) -> (Option<usize>, Check) {
+    let best = best_frame(obs);
+    let iod = best
+        .and_then(|i| obs[i].measures)
+        .map(|m| m.iod)
+        .unwrap_or(0.0);
+    let c = Check::new(
+        "quality",
+        best.is_some() && iod >= min_iod_px,
+        Some(iod),
+        Some(min_iod_px),
+    );
+    (best, c)
+}
+
+/// The check that the face moves against its surroundings (a held photo or screen carries them along). Only judged
+/// when the face moved at least `min_face_motion_px` in all (returned too): a still face says nothing here.
+pub fn relative_motion_check(obs: &[Observation], th: &Thresholds) -> (Check, f32) {
+    let sig = liveness::relative_motion(obs, th);
+    let moved = obs
+        .windows(2)
+        .filter_map(|w| Some(w[0].face_center?.dist(w[1].face_center?)))
+        .sum::<f32>();
+    let judged = moved >= th.min_face_motion_px;
+    let c = Check::new(
+        "relative_motion",
+        !judged || sig.score <= th.max_surround_motion_ratio,
+        Some(sig.score),
+        Some(sig.threshold),
+    );
+    (c, moved)
+}
+
+/// The check that the same person is seen throughout: the worst near-frontal frame against the mean embedding of
+/// the frames used for the match (returned too), on the match score scale.
+pub fn same_identity_check(
+    obs: &[Observation],
+    score: fn(f32) -> f32,
+    min_score: f32,
+) -> (Option<Vec<f32>>, Check) {
+    let live = live_embedding(obs);
+    let worst = worst_identity_score(obs, live.as_deref(), score);
+    let c = Check::new(
+        "same_identity",
+        worst.is_some_and(|w| w >= min_score),
+        worst,
+        Some(min_score),
+    );
+    (live, c)
+}
+
 /// Frames compared by the match.
 pub const MATCH_FRAMES: usize = 5;
 
@@ -328,14 +228,7 @@ pub const MATCH_FRAMES: usize = 5;
 pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
     let th = &s.liveness;
     let obs = input.observations;
-    let mut checks = Vec::new();
-    let mut first: Option<FailReason> = None;
-    let mut record = |c: Check, reason: FailReason, checks: &mut Vec<Check>| {
-        if !c.passed && first.is_none() {
-            first = Some(reason);
-        }
-        checks.push(c);
-    };
+    let mut rec = Recorder::new();
 
     // Identity.
     let (identity_check, identity_reason) = match (input.authority, input.merchant_picture) {
@@ -360,48 +253,29 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
         }
         .into(),
     );
-    record(
-        c,
-        identity_reason.unwrap_or(FailReason::IdentityNotFound),
-        &mut checks,
-    );
+    rec.record(c, identity_reason.unwrap_or(FailReason::IdentityNotFound));
     let reference_ok =
         identity_reason.is_some() || input.reference.is_some() || !input.match_required;
-    record(
+    rec.record(
         Check::new("reference", reference_ok, None, None),
         FailReason::ReferenceUnusable,
-        &mut checks,
     );
 
     // One face throughout.
     let one = liveness::one_face(obs, th);
     let many = obs.iter().any(|o| o.faces > 1);
-    record(
+    rec.record(
         Check::new("one_face", one.passed, Some(one.score), Some(one.threshold)),
         if many {
             FailReason::MultipleFaces
         } else {
             FailReason::NoFace
         },
-        &mut checks,
     );
 
     // Quality of the frame used for the match.
-    let best = best_frame(obs);
-    let iod = best
-        .and_then(|i| obs[i].measures)
-        .map(|m| m.iod)
-        .unwrap_or(0.0);
-    record(
-        Check::new(
-            "quality",
-            best.is_some() && iod >= s.min_iod_px,
-            Some(iod),
-            Some(s.min_iod_px),
-        ),
-        FailReason::PoorQuality,
-        &mut checks,
-    );
+    let (best, c) = quality_check(obs, s.min_iod_px);
+    rec.record(c, FailReason::PoorQuality);
 
     // The challenged actions, in order.
     let actions = input.challenge.parsed_actions();
@@ -416,13 +290,12 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
             Some(sig.threshold),
         );
         c.detail = sig.at_frame.map(|f| format!("frame {f}"));
-        record(c, FailReason::Action(*a), &mut checks);
+        rec.record(c, action_fail(*a));
     }
     if actions.is_empty() {
-        record(
+        rec.record(
             Check::new("actions", false, None, None),
-            FailReason::Action(Action::OpenMouth),
-            &mut checks,
+            FailReason::ActionOpenMouth,
         );
     }
 
@@ -436,7 +309,7 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
         let ch = input.challenge;
         let flash = |t: u32| ch.flash_at(t).unwrap_or([0.0, 0.0, 0.0]);
         let sig = liveness::colour_flash(&phase, &flash, th);
-        record(
+        rec.record(
             Check::new(
                 "colour_flash",
                 sig.passed,
@@ -444,49 +317,27 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
                 Some(sig.threshold),
             ),
             FailReason::ColourFlash,
-            &mut checks,
         );
     } else {
         let mut c = Check::new("colour_flash", true, None, None);
         c.detail = Some("skipped (test-only setting)".into());
-        checks.push(c);
+        rec.note(c);
     }
 
     // The face moves against its surroundings. Only judged when the face moved enough: a still face says nothing
     // here (and cannot have performed the actions).
-    let sig = liveness::relative_motion(obs, th);
-    let judged = obs
-        .windows(2)
-        .filter_map(|w| Some(w[0].face_center?.dist(w[1].face_center?)))
-        .sum::<f32>()
-        >= th.min_face_motion_px;
-    let mut c = Check::new(
-        "relative_motion",
-        !judged || sig.score <= th.max_surround_motion_ratio,
-        Some(sig.score),
-        Some(sig.threshold),
-    );
-    if !judged {
+    let (mut c, moved) = relative_motion_check(obs, th);
+    if moved < th.min_face_motion_px {
         c.detail = Some("not judged: the face hardly moved".into());
     }
-    record(c, FailReason::Surroundings, &mut checks);
+    rec.record(c, FailReason::Surroundings);
 
     // The same person throughout: every near-frontal frame's face against the faces used for the match (a mean
     // over all frames would hide a swap half-way through; strongly turned or open-mouthed faces are left out, as
     // recognisers are unreliable on them). Judged on the match score scale, so the threshold keeps its meaning
     // whatever the recogniser.
-    let live = live_embedding(obs);
-    let worst = worst_identity_score(obs, live.as_deref(), s.score);
-    record(
-        Check::new(
-            "same_identity",
-            worst.is_some_and(|w| w >= s.same_identity_score),
-            worst,
-            Some(s.same_identity_score),
-        ),
-        FailReason::IdentityChanged,
-        &mut checks,
-    );
+    let (live, c) = same_identity_check(obs, s.score, s.same_identity_score);
+    rec.record(c, FailReason::IdentityChanged);
 
     // Match against the reference. Computed even when the identity failed, so that the time taken does not tell
     // whether the authority knows the person.
@@ -497,7 +348,7 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
         .filter(|e| e.len() == reference.len())
         .map(|e| (s.score)(cosine(e, reference)));
     if input.match_required {
-        record(
+        rec.record(
             Check::new(
                 "match",
                 match_score.is_some_and(|m| m >= s.match_threshold),
@@ -505,15 +356,15 @@ pub fn decide(input: &DecisionInput<'_>, s: &DecisionSettings) -> Decision {
                 Some(s.match_threshold),
             ),
             FailReason::FaceMismatch,
-            &mut checks,
         );
     } else {
         let mut c = Check::new("match", true, None, None);
         c.detail = Some("not requested (liveness only)".into());
-        checks.push(c);
+        rec.note(c);
     }
     let match_score = match_score.filter(|_| input.match_required);
 
+    let (checks, first) = rec.finish();
     Decision {
         passed: first.is_none(),
         fail_reason: first,
@@ -724,7 +575,7 @@ mod tests {
             &obs,
             &[Action::TurnLeft, Action::OpenMouth],
         );
-        assert_eq!(d.fail_reason, Some(FailReason::Action(Action::OpenMouth)));
+        assert_eq!(d.fail_reason, Some(FailReason::ActionOpenMouth));
         assert!(d.fail_reason.unwrap().retryable());
         // An action that never happened.
         let d = run(
@@ -734,7 +585,7 @@ mod tests {
             &obs,
             &[Action::OpenMouth, Action::Blink],
         );
-        assert_eq!(d.fail_reason, Some(FailReason::Action(Action::Blink)));
+        assert_eq!(d.fail_reason, Some(FailReason::ActionBlink));
         // A second face.
         let mut two = obs.clone();
         two[20].faces = 2;
@@ -810,15 +661,5 @@ mod tests {
         }
         let d = input(&obs);
         assert!(d.passed, "{:#?}", d.checks);
-    }
-
-    #[test]
-    fn stored_codes_read_back() {
-        for r in FailReason::ALL {
-            assert_eq!(FailReason::from_code(r.code()), Some(r));
-            let (zh, en) = r.messages();
-            assert!(!zh.is_empty() && !en.is_empty());
-        }
-        assert_eq!(FailReason::from_code("NOPE"), None);
     }
 }

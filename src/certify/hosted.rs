@@ -10,12 +10,13 @@ use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use super::challenge::{Challenge, Timing};
-use super::decision::{self, AuthorityAnswer, DecisionInput, DecisionSettings, FailReason};
+use super::decision::{self, AuthorityAnswer, DecisionInput, DecisionSettings};
 use super::service::{token_hash, Clock};
 use crate::authority::{Authority, AuthorityError, Lookup, ReferenceFace};
 use crate::db::{attempts, verifications};
+use crate::domain::fail::{self, FailReason};
 use crate::domain::product::{Product, Reference};
-use crate::domain::state::State;
+use crate::domain::state::{Event, State, Transition};
 use crate::face::engine::FaceEngine;
 use crate::face::image::DecodeLimits;
 use crate::face::liveness::{Action, Observation};
@@ -152,7 +153,24 @@ impl HostedSettings {
     }
 }
 
-/// Why a hosted-flow request cannot be served; each with a stable code, an HTTP status and words for people.
+/// What sort of refusal a [`HostedError`] is, free of any transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostedErrorKind {
+    /// No such link.
+    NotFound,
+    /// The link or the verification has run out.
+    Gone,
+    /// The link belongs to another browser session.
+    Forbidden,
+    /// The verification or challenge is no longer in a state to take this.
+    Conflict,
+    /// The request itself is malformed.
+    Invalid,
+    /// The server cannot serve it now.
+    Unavailable,
+}
+
+/// Why a hosted-flow request cannot be served; each with a stable code, a kind and words for people.
 #[derive(Debug, thiserror::Error)]
 pub enum HostedError {
     #[error("the link is not valid")]
@@ -207,18 +225,19 @@ impl HostedError {
         }
     }
 
-    pub fn status(&self) -> u16 {
+    /// What sort of refusal this is, for the transport to answer in its own terms.
+    pub fn kind(&self) -> HostedErrorKind {
         match self {
-            HostedError::TokenInvalid => 404,
-            HostedError::TokenExpired | HostedError::VerificationExpired => 410,
-            HostedError::TokenUsed | HostedError::SessionMissing => 403,
+            HostedError::TokenInvalid => HostedErrorKind::NotFound,
+            HostedError::TokenExpired | HostedError::VerificationExpired => HostedErrorKind::Gone,
+            HostedError::TokenUsed | HostedError::SessionMissing => HostedErrorKind::Forbidden,
             HostedError::AlreadyDecided
             | HostedError::AttemptsExhausted
             | HostedError::ChallengeInvalid
-            | HostedError::ChallengeExpired => 409,
-            HostedError::BadFrames(_) => 400,
+            | HostedError::ChallengeExpired => HostedErrorKind::Conflict,
+            HostedError::BadFrames(_) => HostedErrorKind::Invalid,
             HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) | HostedError::Busy => {
-                503
+                HostedErrorKind::Unavailable
             }
         }
     }
@@ -660,9 +679,10 @@ impl HostedService {
         .await
     }
 
-    /// Decides one attempt from its frames. Cheap checks come first (session, challenge, frame sizes and times,
-    /// the count of submissions), then every frame is decoded and observed under the bound on concurrent work, and
-    /// only then is the authority asked.
+    /// Decides one attempt from its frames, in named steps. Cheap checks come first (session, challenge, frame
+    /// sizes and times, the count of submissions), then every frame is decoded and observed under the bound on
+    /// concurrent work, and only then is the authority asked; the decision's outcome and the verification's next
+    /// state (from the state machine) follow, and the verdict is written in one transaction.
     pub async fn submit(
         &self,
         token: &str,
@@ -671,49 +691,129 @@ impl HostedService {
         frames: Vec<FrameIn>,
     ) -> Result<AttemptResult, HostedError> {
         let started = Instant::now();
-        let v = self.in_progress(token, session).await?;
-        let settings = self.settings_for(&v).await?;
-        let (attempt, challenge) = self.open_challenge(&v, challenge_id).await?;
-        self.check_frames(&frames, &challenge)?;
-        self.count_submission(&v, challenge_id).await?;
+        let open = self.validate(token, session, challenge_id, &frames).await?;
 
         let stage = Instant::now();
         let (observations, frames) = self.observe_frames(frames).await?;
         self.metrics.stage("observe", stage.elapsed());
 
         let stage = Instant::now();
-        let product = Product::parse(&v.product).unwrap_or(Product::Face);
-        let (answer, reference, has_merchant_picture, cert_no) =
-            self.ask_authority(&v, product).await?;
+        let identity = self.ask_authority(&open.v, open.product).await?;
         self.metrics.stage("authority", stage.elapsed());
 
         let stage = Instant::now();
-        let d = decision::decide(
-            &DecisionInput {
-                authority: answer,
-                match_required: product.reference() != Reference::None,
-                merchant_picture: has_merchant_picture,
-                reference: reference.as_deref(),
-                observations: &observations,
-                challenge: &challenge,
-            },
-            &settings.decision,
-        );
+        let d = decide_attempt(&open, &identity, &observations);
         self.metrics.stage("decide", stage.elapsed());
 
         let stage = Instant::now();
-        let attempts_left = settings.max_attempts.saturating_sub(attempt.attempt);
-        let outcome = match d.fail_reason {
-            None => "passed",
-            Some(r) if r.retryable() && attempts_left > 0 => "retry",
-            Some(_) => "failed",
-        };
-        let is_final = outcome != "retry";
+        let settled = Settled::of(&d, open.settings.max_attempts, open.attempt.attempt);
         let decision_ms = started.elapsed().as_millis().min(i32::MAX as u128) as u32;
+        let transition = self.next_state(&open.v, &d, settled.is_final)?;
+        let billing = self.billing(&open.v, &d, settled.is_final);
         let face_key = self
-            .keep_face(&v, &settings, is_final, d.best_frame.map(|i| &frames[i]))
+            .keep_face(
+                &open.v,
+                &open.settings,
+                settled.is_final,
+                d.best_frame.map(|i| &frames[i]),
+            )
             .await?;
-        let billing = is_final
+        let record = Record {
+            challenge_id,
+            attempt: open.attempt.attempt,
+            challenge: &open.challenge,
+            frames: observations.len(),
+            outcome: settled.outcome,
+            transition,
+            decision_ms,
+            has_merchant_picture: identity.merchant_picture,
+            product: open.product,
+            face_key: face_key.as_deref(),
+            billing: billing.clone(),
+            cert_no: &identity.cert_no,
+        };
+        self.record(&open.v, &d, record).await?;
+        self.metrics.stage("record", stage.elapsed());
+        self.metrics.stage("total", started.elapsed());
+
+        self.report(
+            &open,
+            &d,
+            &settled,
+            billing.as_ref(),
+            observations.len(),
+            decision_ms,
+        );
+        Ok(AttemptResult {
+            certify_id: open.v.certify_id.clone(),
+            outcome: settled.outcome,
+            fail_reason: d.fail_reason,
+            attempts_left: if settled.is_final {
+                0
+            } else {
+                settled.attempts_left
+            },
+            return_url: settled
+                .is_final
+                .then(|| return_url_with_id(&open.v.return_url, &open.v.certify_id)),
+            decision_ms,
+        })
+    }
+
+    /// The cheap checks of a submission, before any frame is decoded: the session and its verification, the open
+    /// challenge, the frames' count, sizes and times, and the count of submissions of that challenge.
+    async fn validate(
+        &self,
+        token: &str,
+        session: Option<&str>,
+        challenge_id: &str,
+        frames: &[FrameIn],
+    ) -> Result<OpenAttempt, HostedError> {
+        let v = self.in_progress(token, session).await?;
+        let settings = self.settings_for(&v).await?;
+        let (attempt, challenge) = self.open_challenge(&v, challenge_id).await?;
+        self.check_frames(frames, &challenge)?;
+        self.count_submission(&v, challenge_id).await?;
+        let product = Product::parse(&v.product).unwrap_or(Product::Face);
+        Ok(OpenAttempt {
+            v,
+            settings,
+            attempt,
+            challenge,
+            product,
+        })
+    }
+
+    /// The state a final verdict moves the verification to, from the state machine; none for a retry. A
+    /// verification that moved on since it was read (decided by a racing attempt, or expired) refuses the attempt,
+    /// as the guarded write would.
+    fn next_state(
+        &self,
+        v: &verifications::Verification,
+        d: &decision::Decision,
+        is_final: bool,
+    ) -> Result<Option<Transition>, HostedError> {
+        if !is_final {
+            return Ok(None);
+        }
+        Transition::of(
+            v.state,
+            v.expires_at,
+            self.clock.now(),
+            Event::Decide { passed: d.passed },
+        )
+        .map(Some)
+        .map_err(|_| HostedError::ChallengeInvalid)
+    }
+
+    /// The billable event of a final verdict, if its product bills it.
+    fn billing(
+        &self,
+        v: &verifications::Verification,
+        d: &decision::Decision,
+        is_final: bool,
+    ) -> Option<crate::db::billing::BillingEvent> {
+        is_final
             .then(|| {
                 crate::billing::billing_event(
                     &v.product,
@@ -724,46 +824,33 @@ impl HostedService {
                     self.settings.calendar,
                 )
             })
-            .flatten();
-        let record = Record {
-            challenge_id,
-            attempt: attempt.attempt,
-            challenge: &challenge,
-            frames: observations.len(),
-            outcome,
-            is_final,
-            decision_ms,
-            has_merchant_picture,
-            product,
-            face_key: face_key.as_deref(),
-            billing: billing.clone(),
-            cert_no: &cert_no,
-        };
-        self.record(&v, &d, record).await?;
-        self.metrics.stage("record", stage.elapsed());
-        self.metrics.stage("total", started.elapsed());
-        let reason_code = d.fail_reason.map(FailReason::code);
-        self.metrics.decision(outcome, reason_code.unwrap_or("-"));
-        if let Some(b) = &billing {
+            .flatten()
+    }
+
+    /// Counts the decided attempt into the metrics and the log.
+    fn report(
+        &self,
+        open: &OpenAttempt,
+        d: &decision::Decision,
+        settled: &Settled,
+        billing: Option<&crate::db::billing::BillingEvent>,
+        frames: usize,
+        decision_ms: u32,
+    ) {
+        let reason_code = d.fail_reason.map_or("-", FailReason::code);
+        self.metrics.decision(settled.outcome, reason_code);
+        if let Some(b) = billing {
             self.metrics.billing_event(&b.product, b.event);
         }
         tracing::info!(
-            certify_id = %v.certify_id,
-            attempt = attempt.attempt,
-            outcome,
-            reason = reason_code.unwrap_or("-"),
-            frames = observations.len(),
+            certify_id = %open.v.certify_id,
+            attempt = open.attempt.attempt,
+            outcome = settled.outcome,
+            reason = reason_code,
+            frames,
             decision_ms,
             "attempt decided"
         );
-        Ok(AttemptResult {
-            certify_id: v.certify_id.clone(),
-            outcome,
-            fail_reason: d.fail_reason,
-            attempts_left: if is_final { 0 } else { attempts_left },
-            return_url: is_final.then(|| return_url_with_id(&v.return_url, &v.certify_id)),
-            decision_ms,
-        })
     }
 
     /// The open challenge `challenge_id` of this verification, still within its time.
@@ -827,7 +914,7 @@ impl HostedService {
         &self,
         v: &verifications::Verification,
         product: Product,
-    ) -> Result<(AuthorityAnswer, Option<Vec<f32>>, bool, String), HostedError> {
+    ) -> Result<Identity, HostedError> {
         let subject = verifications::find_subject(&self.db, &v.certify_id)
             .await?
             .ok_or(HostedError::TokenInvalid)?;
@@ -859,7 +946,12 @@ impl HostedService {
             Lookup::NameMismatch => AuthorityAnswer::NameMismatch,
             Lookup::NotFound => AuthorityAnswer::NotFound,
         };
-        Ok((answer, reference, has_merchant_picture, subject.cert_no))
+        Ok(Identity {
+            answer,
+            reference,
+            merchant_picture: has_merchant_picture,
+            cert_no: subject.cert_no,
+        })
     }
 
     /// Stores the face image of a final verdict when the merchant asked for it and the scene allows it.
@@ -917,7 +1009,7 @@ impl HostedService {
         })
         .to_string();
         let reason_code = d.fail_reason.map(FailReason::code);
-        let recorded = verifications::record_attempt(
+        let recorded = verifications::record_attempt_to(
             &self.db,
             attempts::AttemptOutcome {
                 challenge_id: r.challenge_id,
@@ -926,16 +1018,21 @@ impl HostedService {
                 checks_json: &checks_json,
                 decision_ms: r.decision_ms as i32,
             },
-            r.is_final.then_some(verifications::Verdict {
-                certify_id: &v.certify_id,
-                passed: d.passed,
-                fail_reason: reason_code,
-                decision_json: &checks_json,
-                identity_info: &identity_info,
-                material_info: &material_info,
-                face_image_key: r.face_key,
-                billing: r.billing,
-                callback_code: crate::protocol::aliyun::codes::sub_code(d.passed, reason_code),
+            r.transition.map(|t| {
+                (
+                    t,
+                    verifications::Verdict {
+                        certify_id: &v.certify_id,
+                        passed: d.passed,
+                        fail_reason: reason_code,
+                        decision_json: &checks_json,
+                        identity_info: &identity_info,
+                        material_info: &material_info,
+                        face_image_key: r.face_key,
+                        billing: r.billing,
+                        callback_code: fail::cloud_sub_code(d.passed, d.fail_reason),
+                    },
+                )
             }),
             self.clock.now(),
         )
@@ -951,11 +1048,12 @@ impl HostedService {
                 return Err(e.into());
             }
         }
-        if r.is_final {
+        let is_final = r.transition.is_some();
+        if is_final {
             // A queued callback goes out now rather than at the dispatcher's next poll.
             self.callback_wake.notify_one();
         }
-        if r.is_final && !d.passed {
+        if is_final && !d.passed {
             self.limits
                 .identity_failed(r.cert_no, self.clock.now())
                 .await;
@@ -1072,6 +1170,67 @@ fn observe_all(
     Ok((out, frames.into_iter().map(|f| f.jpeg).collect()))
 }
 
+/// A submission that passed the cheap checks: its verification, settings, attempt and challenge.
+struct OpenAttempt {
+    v: verifications::Verification,
+    settings: HostedSettings,
+    attempt: attempts::Attempt,
+    challenge: Challenge,
+    product: Product,
+}
+
+/// What the authority said of the verification's person, and the reference face to match.
+struct Identity {
+    answer: AuthorityAnswer,
+    reference: Option<Vec<f32>>,
+    /// The merchant gave its own reference picture.
+    merchant_picture: bool,
+    cert_no: String,
+}
+
+/// What a decision means for the attempt: `passed`, `retry` (a retryable failure with attempts left) or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settled {
+    outcome: &'static str,
+    is_final: bool,
+    attempts_left: u32,
+}
+
+impl Settled {
+    fn of(d: &decision::Decision, max_attempts: u32, attempt: u32) -> Settled {
+        let attempts_left = max_attempts.saturating_sub(attempt);
+        let outcome = match d.fail_reason {
+            None => "passed",
+            Some(r) if r.retryable() && attempts_left > 0 => "retry",
+            Some(_) => "failed",
+        };
+        Settled {
+            outcome,
+            is_final: outcome != "retry",
+            attempts_left,
+        }
+    }
+}
+
+/// The decision of an attempt from its observations and the authority's answer.
+fn decide_attempt(
+    open: &OpenAttempt,
+    identity: &Identity,
+    observations: &[Observation],
+) -> decision::Decision {
+    decision::decide(
+        &DecisionInput {
+            authority: identity.answer,
+            match_required: open.product.reference() != Reference::None,
+            merchant_picture: identity.merchant_picture,
+            reference: identity.reference.as_deref(),
+            observations,
+            challenge: &open.challenge,
+        },
+        &open.settings.decision,
+    )
+}
+
 /// What [`HostedService::record`] writes besides the decision.
 struct Record<'a> {
     challenge_id: &'a str,
@@ -1079,7 +1238,8 @@ struct Record<'a> {
     challenge: &'a Challenge,
     frames: usize,
     outcome: &'static str,
-    is_final: bool,
+    /// The move of a final verdict (none for a retry).
+    transition: Option<Transition>,
     decision_ms: u32,
     has_merchant_picture: bool,
     product: Product,

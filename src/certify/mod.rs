@@ -2,6 +2,7 @@
 pub mod challenge;
 pub mod decision;
 pub mod hosted;
+pub mod photo;
 pub mod reference;
 pub mod service;
 pub mod video;

@@ -357,11 +357,7 @@ impl CertifyService {
             passed: state == State::Passed,
             identity_info: v.identity_info,
             material_info,
-            fail_reason: match state {
-                State::Failed => v.fail_reason.or_else(|| Some("FAILED".into())),
-                State::Expired => Some("VERIFICATION_EXPIRED".into()),
-                _ => None,
-            },
+            fail_reason: crate::domain::fail::alipay_fail_reason(state, v.fail_reason),
         })
     }
 

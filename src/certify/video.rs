@@ -10,7 +10,8 @@
 //! face length and pitch held steady, and the surroundings check catches a photo carried across the picture; an
 //! open mouth cannot be faked by moving a photo. A replayed video of the real person is not caught by these checks
 //! (the hosted flow's random challenge and colour flash are what stop it there).
-use super::decision::{self, Check};
+use super::decision;
+use crate::domain::fail::{Check, Recorder};
 use crate::face::liveness::{self, Action, Observation, Thresholds};
 
 /// Settings of the video checks (the hosted flow's decision settings carry the same meanings).
@@ -40,105 +41,8 @@ impl VideoCheckSettings {
     }
 }
 
-/// Why a video failed: stable codes, in the order the checks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VideoFailReason {
-    /// Too few frames came out of the video to judge it.
-    TooFewFrames,
-    NoFace,
-    MultipleFaces,
-    PoorQuality,
-    /// The surroundings moved with the face: a photo or screen moved in front of the camera.
-    Surroundings,
-    /// No open mouth, blink or head turn anywhere in the video.
-    NoAction,
-    IdentityChanged,
-}
-
-impl VideoFailReason {
-    pub fn code(self) -> &'static str {
-        match self {
-            VideoFailReason::TooFewFrames => "VIDEO_TOO_FEW_FRAMES",
-            VideoFailReason::NoFace => "LIVENESS_NO_FACE",
-            VideoFailReason::MultipleFaces => "LIVENESS_MULTIPLE_FACES",
-            VideoFailReason::PoorQuality => "LIVENESS_POOR_QUALITY",
-            VideoFailReason::Surroundings => "LIVENESS_SURROUNDINGS",
-            VideoFailReason::NoAction => "LIVENESS_NO_ACTION",
-            VideoFailReason::IdentityChanged => "LIVENESS_IDENTITY_CHANGED",
-        }
-    }
-
-    pub const ALL: [VideoFailReason; 7] = [
-        VideoFailReason::TooFewFrames,
-        VideoFailReason::NoFace,
-        VideoFailReason::MultipleFaces,
-        VideoFailReason::PoorQuality,
-        VideoFailReason::Surroundings,
-        VideoFailReason::NoAction,
-        VideoFailReason::IdentityChanged,
-    ];
-
-    pub fn from_code(code: &str) -> Option<VideoFailReason> {
-        VideoFailReason::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// Whether the video shows a liveness risk (cloud `SubCode` 205, a verdict with `Passed` F) rather than being
-    /// unusable as material (no face, too small, too few frames: the business `Code` 419, "supplied material
-    /// unusable", with no verdict). A second face or a face that changes is a risk, not unusable material.
-    pub fn is_liveness_risk(self) -> bool {
-        matches!(
-            self,
-            VideoFailReason::MultipleFaces
-                | VideoFailReason::Surroundings
-                | VideoFailReason::NoAction
-                | VideoFailReason::IdentityChanged
-        )
-    }
-
-    /// The cloud API's answer for this reason: `("205", …)` as a `SubCode` for liveness risks, `("419", …)` as a
-    /// business `Code` for unusable material.
-    pub fn cloud_code(self) -> &'static str {
-        if self.is_liveness_risk() {
-            "205"
-        } else {
-            "419"
-        }
-    }
-
-    /// What the person is told (Chinese, English).
-    pub fn messages(self) -> (&'static str, &'static str) {
-        match self {
-            VideoFailReason::TooFewFrames => (
-                "视频中可用的画面太少，请重新录制。",
-                "Too few usable frames came out of the video. Please record it again.",
-            ),
-            VideoFailReason::NoFace => (
-                "视频中未能持续检测到人脸，请让脸完整出现在画面中。",
-                "Your face was not visible long enough. Keep your whole face in the picture.",
-            ),
-            VideoFailReason::MultipleFaces => (
-                "视频中出现了多张人脸，请确保只有您本人。",
-                "More than one face was seen. Make sure only you are in view.",
-            ),
-            VideoFailReason::PoorQuality => (
-                "人脸太小或不清晰，请靠近一些并保持光线充足。",
-                "Your face was too small or unclear. Move closer and find good light.",
-            ),
-            VideoFailReason::Surroundings => (
-                "检测到疑似翻拍，请本人直接面对摄像头录制。",
-                "This looked like a photo or screen. Record yourself facing the camera.",
-            ),
-            VideoFailReason::NoAction => (
-                "视频中没有看到眨眼、张嘴或转头动作，请在录制时眨眼或张嘴。",
-                "We did not see you blink, open your mouth or turn your head. Do one while recording.",
-            ),
-            VideoFailReason::IdentityChanged => (
-                "视频中人脸发生变化，请本人全程录制。",
-                "The face changed during the video. Record it yourself from start to end.",
-            ),
-        }
-    }
-}
+/// Why a video failed: the codes of the catalogue that the video checks name (the name the callers know).
+pub use crate::domain::fail::FailReason as VideoFailReason;
 
 /// The verdict on one video's sequence (the face match against the reference photo is the caller's).
 #[derive(Debug, Clone)]
@@ -156,94 +60,50 @@ pub struct VideoVerdict {
     pub live_embedding: Option<Vec<f32>>,
 }
 
-fn round3(x: f32) -> f32 {
-    (x * 1000.0).round() / 1000.0
-}
-
-fn check(name: &str, passed: bool, score: Option<f32>, threshold: Option<f32>) -> Check {
-    Check {
-        name: name.into(),
-        passed,
-        score: score.map(round3),
-        threshold,
-        detail: None,
-    }
-}
-
 /// Runs the sequence checks over the observations of the sampled frames, in time order.
 pub fn check_sequence(obs: &[Observation], s: &VideoCheckSettings) -> VideoVerdict {
     let th = &s.liveness;
-    let mut checks = Vec::new();
-    let mut first: Option<VideoFailReason> = None;
-    let mut record = |c: Check, reason: VideoFailReason, checks: &mut Vec<Check>| {
-        if !c.passed && first.is_none() {
-            first = Some(reason);
-        }
-        checks.push(c);
-    };
+    let mut rec = Recorder::new();
 
-    record(
-        check(
+    rec.record(
+        Check::new(
             "frames",
             obs.len() >= s.min_frames,
             Some(obs.len() as f32),
             Some(s.min_frames as f32),
         ),
         VideoFailReason::TooFewFrames,
-        &mut checks,
     );
 
     // One face throughout.
     let one = liveness::one_face(obs, th);
     let many = obs.iter().any(|o| o.faces > 1);
-    let mut c = check("one_face", one.passed, Some(one.score), Some(one.threshold));
+    let mut c = Check::new("one_face", one.passed, Some(one.score), Some(one.threshold));
     c.detail = one
         .at_frame
         .map(|f| format!("two or more faces at frame {f}"));
-    record(
+    rec.record(
         c,
         if many {
             VideoFailReason::MultipleFaces
         } else {
             VideoFailReason::NoFace
         },
-        &mut checks,
     );
 
     // Quality of the best frame.
-    let best = decision::best_frame(obs);
-    let iod = best
-        .and_then(|i| obs[i].measures)
-        .map(|m| m.iod)
-        .unwrap_or(0.0);
-    let mut c = check(
-        "quality",
-        best.is_some() && iod >= s.min_iod_px,
-        Some(iod),
-        Some(s.min_iod_px),
-    );
+    let (best, mut c) = decision::quality_check(obs, s.min_iod_px);
     c.detail = best.map(|f| format!("frame {f}"));
-    record(c, VideoFailReason::PoorQuality, &mut checks);
+    rec.record(c, VideoFailReason::PoorQuality);
 
     // The face moves against its surroundings; judged only when the face moved enough.
-    let sig = liveness::relative_motion(obs, th);
-    let moved = obs
-        .windows(2)
-        .filter_map(|w| Some(w[0].face_center?.dist(w[1].face_center?)))
-        .sum::<f32>();
-    let judged = moved >= th.min_face_motion_px;
-    let mut c = check(
-        "relative_motion",
-        !judged || sig.score <= th.max_surround_motion_ratio,
-        Some(sig.score),
-        Some(sig.threshold),
-    );
-    c.detail = Some(if judged {
+    let (mut c, moved) = decision::relative_motion_check(obs, th);
+    c.detail = Some(if moved >= th.min_face_motion_px {
         format!("face moved {moved:.0} px")
     } else {
         "not judged: the face hardly moved".into()
     });
-    record(c, VideoFailReason::Surroundings, &mut checks);
+    rec.record(c, VideoFailReason::Surroundings);
 
     // At least one natural action, each searched over the whole video from the person's own baseline.
     let baseline = liveness::yaw_baseline(obs);
@@ -263,7 +123,7 @@ pub fn check_sequence(obs: &[Observation], s: &VideoCheckSettings) -> VideoVerdi
             _ => th.turn_yaw,
         };
         best_ratio = best_ratio.max(score / threshold.max(1e-6));
-        let mut c = check(
+        let mut c = Check::new(
             &format!("action_{}", a.as_str()),
             at.is_some(),
             Some(score),
@@ -274,30 +134,21 @@ pub fn check_sequence(obs: &[Observation], s: &VideoCheckSettings) -> VideoVerdi
             seen.push(format!("{} at frame {f}", a.as_str()));
             c.detail = Some(format!("frame {f}"));
         }
-        checks.push(c);
+        rec.note(c);
     }
-    let mut c = check("natural_action", any, Some(best_ratio), Some(1.0));
+    let mut c = Check::new("natural_action", any, Some(best_ratio), Some(1.0));
     c.detail = Some(if seen.is_empty() {
         "score: the strongest action's score ÷ its threshold".into()
     } else {
         seen.join(", ")
     });
-    record(c, VideoFailReason::NoAction, &mut checks);
+    rec.record(c, VideoFailReason::NoAction);
 
     // The same person throughout.
-    let live = decision::live_embedding(obs);
-    let worst = decision::worst_identity_score(obs, live.as_deref(), s.score);
-    record(
-        check(
-            "same_identity",
-            worst.is_some_and(|w| w >= s.same_identity_score),
-            worst,
-            Some(s.same_identity_score),
-        ),
-        VideoFailReason::IdentityChanged,
-        &mut checks,
-    );
+    let (live, c) = decision::same_identity_check(obs, s.score, s.same_identity_score);
+    rec.record(c, VideoFailReason::IdentityChanged);
 
+    let (checks, first) = rec.finish();
     VideoVerdict {
         passed: first.is_none(),
         fail_reason: first,
@@ -438,15 +289,5 @@ mod tests {
             o.embedding = Some(other.clone());
         }
         assert_eq!(reason(&swapped), Some(VideoFailReason::IdentityChanged));
-    }
-
-    #[test]
-    fn codes_read_back() {
-        for r in VideoFailReason::ALL {
-            assert_eq!(VideoFailReason::from_code(r.code()), Some(r));
-            let (zh, en) = r.messages();
-            assert!(!zh.is_empty() && !en.is_empty());
-        }
-        assert_eq!(VideoFailReason::from_code("NOPE"), None);
     }
 }

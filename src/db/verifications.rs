@@ -6,7 +6,7 @@ use sea_orm::{
 
 use super::entities::{certify_token, verification};
 use crate::domain::request::{InitializeRequest, ReserveStrategy};
-use crate::domain::state::State;
+use crate::domain::state::{Event, State, Transition};
 
 /// A stored verification, without personal data (that stays in the database until a decision needs it).
 #[derive(Clone, Debug)]
@@ -423,12 +423,37 @@ pub struct Verdict<'a> {
     pub callback_code: &'a str,
 }
 
-/// Records an attempt's outcome and, when final, the verification's verdict, in one transaction. Returns false
-/// (and changes nothing) when the attempt was already submitted or the verification is no longer in progress.
+/// Records an attempt's outcome and, when final, the verdict of a verification in progress, in one transaction
+/// (the move in progress → passed/failed of [`Transition::of`]). Returns false (and changes nothing) when the
+/// attempt was already submitted or the verification is no longer in progress.
 pub async fn record_attempt(
     db: &DatabaseConnection,
     attempt: super::attempts::AttemptOutcome<'_>,
     verdict: Option<Verdict<'_>>,
+    now: i64,
+) -> Result<bool, DbErr> {
+    let verdict = match verdict {
+        Some(v) => match Transition::of(
+            State::InProgress,
+            i64::MAX,
+            now,
+            Event::Decide { passed: v.passed },
+        ) {
+            Ok(t) => Some((t, v)),
+            Err(_) => return Ok(false),
+        },
+        None => None,
+    };
+    record_attempt_to(db, attempt, verdict, now).await
+}
+
+/// Records an attempt's outcome and, when final, the verdict with the move the state machine chose, in one
+/// transaction: the state is written as a compare-and-set on the transition's `from` (and on the expiry). Returns
+/// false (and changes nothing) when the attempt was already submitted or the verification has moved on.
+pub async fn record_attempt_to(
+    db: &DatabaseConnection,
+    attempt: super::attempts::AttemptOutcome<'_>,
+    verdict: Option<(Transition, Verdict<'_>)>,
     now: i64,
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
@@ -436,14 +461,12 @@ pub async fn record_attempt(
         txn.rollback().await?;
         return Ok(false);
     }
-    if let Some(v) = verdict {
-        let to = if v.passed {
-            State::Passed
-        } else {
-            State::Failed
-        };
+    if let Some((transition, v)) = verdict {
         let r = verification::Entity::update_many()
-            .col_expr(verification::Column::State, Expr::value(to.as_str()))
+            .col_expr(
+                verification::Column::State,
+                Expr::value(transition.to.as_str()),
+            )
             .col_expr(verification::Column::Passed, Expr::value(v.passed))
             .col_expr(
                 verification::Column::FailReason,
@@ -465,7 +488,7 @@ pub async fn record_attempt(
             .col_expr(verification::Column::DecidedAt, Expr::value(now))
             .col_expr(verification::Column::UpdatedAt, Expr::value(now))
             .filter(verification::Column::CertifyId.eq(v.certify_id))
-            .filter(verification::Column::State.eq(State::InProgress.as_str()))
+            .filter(verification::Column::State.eq(transition.from.as_str()))
             .filter(verification::Column::ExpiresAt.gt(now))
             .exec(&txn)
             .await?;

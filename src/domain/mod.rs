@@ -2,6 +2,7 @@
 //! validation, errors and masking. Free of I/O and of every other module of the crate (a test checks the arrows).
 pub mod calendar;
 pub mod error;
+pub mod fail;
 pub mod idcard;
 pub mod limit;
 pub mod product;

@@ -68,6 +68,29 @@ pub enum TransitionError {
     NotStarted,
 }
 
+/// A move that [`apply`] allowed: the stored state it starts from and the state it leads to, for a store to write as
+/// a compare-and-set on `from` (so that of two racing moves only one lands).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+}
+
+impl Transition {
+    /// The move `event` makes at `now` from the stored `state`, or why it cannot happen.
+    pub fn of(
+        state: State,
+        expires_at: i64,
+        now: i64,
+        event: Event,
+    ) -> Result<Transition, TransitionError> {
+        Ok(Transition {
+            from: state,
+            to: apply(state, expires_at, now, event)?,
+        })
+    }
+}
+
 /// The state after `event` at `now`, or why it cannot happen.
 pub fn apply(
     state: State,
@@ -113,6 +136,26 @@ mod tests {
             assert_eq!(later, if s.is_final() { s } else { State::Expired });
             assert_eq!(s.at(49, 50), s);
         }
+    }
+
+    #[test]
+    fn a_transition_starts_from_the_stored_state() {
+        let decide = Event::Decide { passed: false };
+        assert_eq!(
+            Transition::of(State::InProgress, 50, 10, decide),
+            Ok(Transition {
+                from: State::InProgress,
+                to: State::Failed
+            })
+        );
+        assert_eq!(
+            Transition::of(State::InProgress, 50, 60, decide),
+            Err(TransitionError::Expired)
+        );
+        assert_eq!(
+            Transition::of(State::Passed, 50, 10, decide),
+            Err(TransitionError::AlreadyDecided)
+        );
     }
 
     #[test]

@@ -70,13 +70,21 @@ impl FetchError {
         }
     }
 
-    /// The cloud API's `Code` for a picture that could not be fetched: `421` too large, `422` too slow, `419`
-    /// (picture unusable) for everything else. (A bad `CallbackUrl` at InitFaceVerify is `401`, invalid parameter.)
+    /// The cloud API's `Code` for a picture or video URL that could not be used (the one mapping; the cloud
+    /// actions answer with it). A URL refused before any connection (malformed, a scheme or host not allowed, a
+    /// private address) is the request's fault: `401`, invalid parameter, as a bad `CallbackUrl` is. A download
+    /// that was tried: `421` too large, `422` too slow, `419` (supplied picture unusable) for the rest.
     pub fn cloud_code(&self) -> &'static str {
         match self {
+            FetchError::BadUrl(_)
+            | FetchError::NotAllowed(_)
+            | FetchError::PrivateAddress { .. } => "401",
             FetchError::TooLarge(_) => "421",
             FetchError::Timeout(_) => "422",
-            _ => "419",
+            FetchError::Unreachable { .. }
+            | FetchError::HttpStatus { .. }
+            | FetchError::TooManyRedirects(_)
+            | FetchError::Empty => "419",
         }
     }
 }
@@ -492,7 +500,7 @@ mod tests {
         assert_eq!(FetchError::Timeout(1).cloud_code(), "422");
         assert_eq!(
             FetchError::PrivateAddress { host: "x".into() }.cloud_code(),
-            "419"
+            "401"
         );
     }
 }

@@ -21,6 +21,7 @@ use crate::certify::service::{CertifyService, Clock};
 use crate::db::apps::App;
 use crate::db::scenes::Scene;
 use crate::db::verifications::{self, InsertOutcome, NewVerification, Verdict, Verification};
+use crate::domain::fail::{self, FailReason};
 use crate::domain::product::{Product, Reference};
 use crate::domain::request::{InitializeRequest, ReserveStrategy};
 use crate::domain::sensitive::Sensitive;
@@ -426,7 +427,7 @@ impl CloudService {
         request: &InitializeRequest,
         reference: Option<&crate::certify::reference::StoredReference>,
         callback: Option<(String, Option<String>)>,
-        verdict: Option<DecidedCall<'_>>,
+        verdict: Option<DecidedCall>,
     ) -> Result<String, CloudError> {
         let digest = request.digest();
         let same_or_conflict = |existing: Verification| {
@@ -483,13 +484,13 @@ impl CloudService {
                     Verdict {
                         certify_id: &certify_id,
                         passed: d.passed,
-                        fail_reason: d.fail_reason,
+                        fail_reason: d.fail_reason.map(FailReason::code),
                         decision_json: &d.decision_json,
                         identity_info: &d.identity_info,
                         material_info: &d.material_info,
                         face_image_key: None,
                         billing: billing.clone(),
-                        callback_code: sub_code(d.passed, d.fail_reason),
+                        callback_code: fail::cloud_sub_code(d.passed, d.fail_reason),
                     },
                 )
                 .await;
@@ -606,11 +607,11 @@ impl CloudService {
             .as_ref()
             .map(|r| f64::from((settings.score)(cosine(&live, r))));
         let fail = match (&lookup, score) {
-            (Lookup::NameMismatch, _) => Some("IDENTITY_NAME_MISMATCH"),
-            (Lookup::NotFound, _) => Some("IDENTITY_NOT_FOUND"),
-            (Lookup::Match(_), None) => Some("REFERENCE_PHOTO_UNUSABLE"),
+            (Lookup::NameMismatch, _) => Some(FailReason::IdentityNameMismatch),
+            (Lookup::NotFound, _) => Some(FailReason::IdentityNotFound),
+            (Lookup::Match(_), None) => Some(FailReason::ReferenceUnusable),
             (Lookup::Match(_), Some(s)) if s < f64::from(settings.match_threshold) => {
-                Some("FACE_MISMATCH")
+                Some(FailReason::FaceMismatch)
             }
             _ => None,
         };
@@ -620,7 +621,7 @@ impl CloudService {
             "identity": match lookup { Lookup::Match(_) => "authority", _ => "not_confirmed" },
             "match_score": score.map(round2),
             "match_threshold": settings.match_threshold,
-            "fail_reason": fail,
+            "fail_reason": fail.map(FailReason::code),
         });
         self.decided(app, &scene, &request, fail, score, checks)
             .await
@@ -679,7 +680,7 @@ impl CloudService {
         if let Some(r) = verdict.fail_reason.filter(|r| !r.is_liveness_risk()) {
             return Err(CloudError::unusable(format!(
                 "the video cannot be judged: {} ({})",
-                r.messages().1,
+                r.video_messages().1,
                 r.code()
             )));
         }
@@ -689,13 +690,13 @@ impl CloudService {
             _ => None,
         };
         let fail = match (&lookup, score) {
-            (Lookup::NameMismatch, _) => Some("IDENTITY_NAME_MISMATCH"),
-            (Lookup::NotFound, _) => Some("IDENTITY_NOT_FOUND"),
-            (Lookup::Match(_), _) if reference.is_none() => Some("REFERENCE_PHOTO_UNUSABLE"),
+            (Lookup::NameMismatch, _) => Some(FailReason::IdentityNameMismatch),
+            (Lookup::NotFound, _) => Some(FailReason::IdentityNotFound),
+            (Lookup::Match(_), _) if reference.is_none() => Some(FailReason::ReferenceUnusable),
             _ => match verdict.fail_reason {
-                Some(r) => Some(r.code()),
+                Some(r) => Some(r),
                 None if score.is_none_or(|s| s < f64::from(settings.match_threshold)) => {
-                    Some("FACE_MISMATCH")
+                    Some(FailReason::FaceMismatch)
                 }
                 None => None,
             },
@@ -709,7 +710,7 @@ impl CloudService {
             "sequence": verdict.checks,
             "match_score": score.map(round2),
             "match_threshold": settings.match_threshold,
-            "fail_reason": fail,
+            "fail_reason": fail.map(FailReason::code),
         });
         self.decided(app, scene, &request, fail, score, checks)
             .await
@@ -781,7 +782,7 @@ impl CloudService {
         app: &App,
         scene: &Scene,
         request: &InitializeRequest,
-        fail_reason: Option<&'static str>,
+        fail_reason: Option<FailReason>,
         score: Option<f64>,
         checks: Value,
     ) -> Outcome {
@@ -812,9 +813,9 @@ impl CloudService {
         }
         self.hosted.metrics().decision(
             if passed { "passed" } else { "failed" },
-            fail_reason.unwrap_or("-"),
+            fail_reason.map_or("-", FailReason::code),
         );
-        tracing::info!(certify_id = %id, product = %request.biz_code, passed, reason = fail_reason.unwrap_or("-"), "server-side verification decided");
+        tracing::info!(certify_id = %id, product = %request.biz_code, passed, reason = fail_reason.map_or("-", FailReason::code), "server-side verification decided");
         Ok(self.result_object(&v))
     }
 
@@ -853,12 +854,13 @@ impl CloudService {
         let ea = self.largest_face(&a, "the source picture").await?;
         let eb = self.largest_face(&b, "the target picture").await?;
         let score = f64::from((settings.score)(cosine(&ea, &eb)));
-        let fail = (score < f64::from(settings.match_threshold)).then_some("FACE_MISMATCH");
+        let fail =
+            (score < f64::from(settings.match_threshold)).then_some(FailReason::FaceMismatch);
         let checks = json!({
             "product": product.code(),
             "match_score": round2(score),
             "match_threshold": settings.match_threshold,
-            "fail_reason": fail,
+            "fail_reason": fail.map(FailReason::code),
         });
         let done = self
             .decided(app, &scene, &request, fail, Some(score), checks)
@@ -888,12 +890,13 @@ impl CloudService {
         }
         let settings = self.hosted.settings().with_scene(&scene).decision;
         let observation = self.observe_photo(&photo).await?;
-        let verdict = params::single_photo_liveness(&observation, settings.min_iod_px);
+        let verdict =
+            crate::certify::photo::single_photo_liveness(&observation, settings.min_iod_px);
         let checks = json!({
             "product": product.code(),
             "method": "single photo: one face, size, frontal pose, open eyes; cannot detect a replayed photo or screen",
             "checks": verdict.checks,
-            "fail_reason": verdict.fail_reason,
+            "fail_reason": verdict.fail_reason.map(FailReason::code),
         });
         self.decided(app, &scene, &request, verdict.fail_reason, None, checks)
             .await
@@ -991,9 +994,9 @@ impl CloudService {
 }
 
 /// A server-side verdict about to be stored.
-struct DecidedCall<'a> {
+struct DecidedCall {
     passed: bool,
-    fail_reason: Option<&'a str>,
+    fail_reason: Option<FailReason>,
     decision_json: String,
     identity_info: String,
     material_info: String,
@@ -1049,19 +1052,10 @@ fn with_verify_score(result: Value) -> Value {
     })
 }
 
-/// The business error of a picture or video that could not be fetched.
+/// The business error of a picture or video that could not be fetched, with the one code of
+/// [`FetchError::cloud_code`](crate::net::fetch::FetchError::cloud_code).
 fn fetch_error(name: &str, e: crate::net::fetch::FetchError) -> CloudError {
-    use crate::net::fetch::FetchError;
-    let message = format!("{name} cannot be fetched: {e}");
-    match e {
-        // Where the server may not go is the request's fault, not the picture's.
-        FetchError::BadUrl(_) | FetchError::NotAllowed(_) | FetchError::PrivateAddress { .. } => {
-            CloudError::invalid(message)
-        }
-        FetchError::TooLarge(_) => CloudError::too_large(message),
-        FetchError::Timeout(_) => CloudError::too_slow(message),
-        _ => CloudError::unusable(message),
-    }
+    CloudError::new(e.cloud_code(), format!("{name} cannot be fetched: {e}"))
 }
 
 /// The bound on concurrent analysis refused or lost a job.

@@ -2,7 +2,7 @@
 //! `SubCode` of a verdict, and the `MaterialInfo` document.
 use serde_json::{json, Value};
 
-use crate::certify::decision::FailReason;
+use crate::domain::fail;
 
 /// A refused request: `Code` (HTTP 200) and a message for the merchant's developer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub struct CloudError {
 }
 
 impl CloudError {
-    fn new(code: &'static str, message: impl Into<String>) -> CloudError {
+    pub(super) fn new(code: &'static str, message: impl Into<String>) -> CloudError {
         CloudError {
             code,
             message: message.into(),
@@ -91,35 +91,10 @@ impl CloudError {
     }
 }
 
-/// SubCodes (with `Passed`): 200 passed; 201 name and number do not match; 202 identity unknown to the authority;
-/// 203 the authority's photo is unusable; 204 the face does not match; 205 liveness not proven (no face, several
-/// faces, poor quality, a challenged action not seen, colour flashes not reflected, a still surrounding, the person
-/// changed). A verdict without a stored reason (a legacy failure) is 205.
+/// The `SubCode` of a stored verdict (with `Passed`): see [`fail::FailReason::cloud_sub_code`]; a verdict without a
+/// stored reason (a legacy failure) is 205.
 pub fn sub_code(passed: bool, fail_reason: Option<&str>) -> &'static str {
-    if passed {
-        return "200";
-    }
-    match fail_reason.and_then(FailReason::from_code) {
-        Some(FailReason::IdentityNameMismatch) => "201",
-        Some(FailReason::IdentityNotFound) => "202",
-        Some(FailReason::ReferenceUnusable) => "203",
-        Some(FailReason::FaceMismatch) => "204",
-        _ => "205",
-    }
-}
-
-/// Whether a failure means "possibly an attack" (`MaterialInfo.faceAttack`).
-pub fn face_attack(fail_reason: Option<&str>) -> bool {
-    matches!(
-        fail_reason.and_then(FailReason::from_code),
-        Some(
-            FailReason::Action(_)
-                | FailReason::ColourFlash
-                | FailReason::Surroundings
-                | FailReason::IdentityChanged
-                | FailReason::MultipleFaces
-        )
-    )
+    fail::stored_cloud_sub_code(passed, fail_reason)
 }
 
 /// `"T"` / `"F"`.
@@ -146,7 +121,10 @@ pub fn material_info(
         front.insert("pictureUrl".into(), json!(u));
     }
     let mut m = serde_json::Map::new();
-    m.insert("faceAttack".into(), json!(tf(face_attack(fail_reason))));
+    m.insert(
+        "faceAttack".into(),
+        json!(tf(fail::stored_face_attack(fail_reason))),
+    );
     m.insert("facialPictureFront".into(), Value::Object(front));
     if let Some(r) = fail_reason {
         m.insert("failReason".into(), json!(r));
@@ -162,29 +140,7 @@ pub fn round2(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sub_codes_follow_the_first_failed_check() {
-        assert_eq!(sub_code(true, None), "200");
-        assert_eq!(sub_code(false, Some("IDENTITY_NAME_MISMATCH")), "201");
-        assert_eq!(sub_code(false, Some("IDENTITY_NOT_FOUND")), "202");
-        assert_eq!(sub_code(false, Some("REFERENCE_PHOTO_UNUSABLE")), "203");
-        assert_eq!(sub_code(false, Some("FACE_MISMATCH")), "204");
-        for r in [
-            "LIVENESS_NO_FACE",
-            "LIVENESS_MULTIPLE_FACES",
-            "LIVENESS_POOR_QUALITY",
-            "LIVENESS_ACTION_OPEN_MOUTH",
-            "LIVENESS_COLOUR_FLASH",
-            "LIVENESS_SURROUNDINGS",
-            "LIVENESS_IDENTITY_CHANGED",
-        ] {
-            assert!(FailReason::from_code(r).is_some(), "{r}");
-            assert_eq!(sub_code(false, Some(r)), "205", "{r}");
-        }
-        assert_eq!(sub_code(false, None), "205");
-        assert_eq!(sub_code(false, Some("SOMETHING_NEW")), "205");
-    }
+    use crate::domain::fail::FailReason::Surroundings;
 
     #[test]
     fn material_info_is_a_json_document_with_the_score() {
@@ -194,10 +150,9 @@ mod tests {
         assert_eq!(m["facialPictureFront"]["verifyScore"], 87.12);
         assert_eq!(m["facialPictureFront"]["pictureUrl"], "https://x/p");
         let m: Value =
-            serde_json::from_str(&material_info(Some("LIVENESS_SURROUNDINGS"), None, None))
-                .unwrap();
+            serde_json::from_str(&material_info(Some(Surroundings.code()), None, None)).unwrap();
         assert_eq!(m["faceAttack"], "T");
-        assert_eq!(m["failReason"], "LIVENESS_SURROUNDINGS");
+        assert_eq!(m["failReason"], Surroundings.code());
         assert!(m["facialPictureFront"].get("verifyScore").is_none());
     }
 }

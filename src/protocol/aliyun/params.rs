@@ -1,12 +1,10 @@
 //! Reading and checking the cloud API's request parameters, free of I/O. Every refusal names the parameter.
 use chrono::{Datelike, NaiveDate};
-use serde::Serialize;
 use serde_json::Value;
 
 use super::actions::Params;
 use super::codes::CloudError;
 use crate::domain::idcard;
-use crate::face::liveness::Observation;
 
 /// A parameter that is present and not blank (trimmed).
 pub fn optional<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
@@ -216,86 +214,6 @@ pub fn picture_source(
     }))
 }
 
-/// One check of a single-photo verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct PhotoCheck {
-    pub name: &'static str,
-    pub passed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub score: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f32>,
-}
-
-/// The verdict of `LivenessFaceVerify` on one photo.
-#[derive(Debug, Clone)]
-pub struct PhotoVerdict {
-    pub checks: Vec<PhotoCheck>,
-    pub fail_reason: Option<&'static str>,
-}
-
-/// Largest head turn (yaw, in the measures' units) and smallest eye opening of a usable single photo.
-const MAX_ABS_YAW: f32 = 0.35;
-const MIN_EAR: f32 = 0.15;
-
-/// What one photo can show: exactly one face, big enough, facing the camera, eyes open. A single photo cannot prove
-/// liveness (a printed or replayed photo of a face passes these checks); the docs say so and point to LR_FR.
-pub fn single_photo_liveness(o: &Observation, min_iod_px: f32) -> PhotoVerdict {
-    let mut checks = Vec::new();
-    let mut fail = None;
-    let mut check = |c: PhotoCheck, reason: &'static str| {
-        if !c.passed && fail.is_none() {
-            fail = Some(reason);
-        }
-        checks.push(c);
-    };
-    check(
-        PhotoCheck {
-            name: "one_face",
-            passed: o.faces == 1,
-            score: Some(o.faces as f32),
-            threshold: Some(1.0),
-        },
-        if o.faces > 1 {
-            "LIVENESS_MULTIPLE_FACES"
-        } else {
-            "LIVENESS_NO_FACE"
-        },
-    );
-    let m = o.measures;
-    check(
-        PhotoCheck {
-            name: "face_size",
-            passed: m.is_some_and(|m| m.iod >= min_iod_px),
-            score: m.map(|m| m.iod),
-            threshold: Some(min_iod_px),
-        },
-        "LIVENESS_POOR_QUALITY",
-    );
-    check(
-        PhotoCheck {
-            name: "frontal",
-            passed: m.is_some_and(|m| m.yaw.abs() <= MAX_ABS_YAW),
-            score: m.map(|m| m.yaw.abs()),
-            threshold: Some(MAX_ABS_YAW),
-        },
-        "LIVENESS_POOR_QUALITY",
-    );
-    check(
-        PhotoCheck {
-            name: "eyes_open",
-            passed: m.is_some_and(|m| m.ear >= MIN_EAR),
-            score: m.map(|m| m.ear),
-            threshold: Some(MIN_EAR),
-        },
-        "LIVENESS_POOR_QUALITY",
-    );
-    PhotoVerdict {
-        checks,
-        fail_reason: fail,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,51 +392,6 @@ mod tests {
                 .unwrap_err()
                 .code,
             "401"
-        );
-    }
-
-    #[test]
-    fn a_single_photo_needs_one_big_frontal_face_with_open_eyes() {
-        use crate::face::quality::Measures;
-        let m = Measures {
-            iod: 60.0,
-            face_length: 120.0,
-            ear: 0.3,
-            eye_open_norm: 0.2,
-            mar: 0.05,
-            yaw: 0.05,
-            pitch: 0.5,
-            roll: 0.0,
-        };
-        let o = Observation {
-            faces: 1,
-            measures: Some(m),
-            ..Default::default()
-        };
-        assert_eq!(single_photo_liveness(&o, 28.0).fail_reason, None);
-        let mut two = o.clone();
-        two.faces = 2;
-        assert_eq!(
-            single_photo_liveness(&two, 28.0).fail_reason,
-            Some("LIVENESS_MULTIPLE_FACES")
-        );
-        let mut small = o.clone();
-        small.measures = Some(Measures { iod: 10.0, ..m });
-        assert_eq!(
-            single_photo_liveness(&small, 28.0).fail_reason,
-            Some("LIVENESS_POOR_QUALITY")
-        );
-        let mut turned = o.clone();
-        turned.measures = Some(Measures { yaw: 0.6, ..m });
-        assert_eq!(
-            single_photo_liveness(&turned, 28.0).fail_reason,
-            Some("LIVENESS_POOR_QUALITY")
-        );
-        let mut closed = o;
-        closed.measures = Some(Measures { ear: 0.05, ..m });
-        assert_eq!(
-            single_photo_liveness(&closed, 28.0).fail_reason,
-            Some("LIVENESS_POOR_QUALITY")
         );
     }
 }

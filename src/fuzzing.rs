@@ -1,6 +1,6 @@
 //! The entry points of the fuzz targets (`fuzz/`, run with `cargo fuzz`): each takes arbitrary bytes and feeds them
 //! to the code that reads them from clients, the way a request would reach it. None of them may panic, abort or
-//! hang on any input. The fuzz targets and the corpus replay test (`tests/hardening/fuzz_corpus.rs`) both call
+//! hang on any input. The fuzz targets and the corpus replay test (`tests/suite/hardening/fuzz_corpus.rs`) both call
 //! these functions, so a crash found by fuzzing stays a regression test once its input is kept under
 //! `fuzz/artifacts/<target>/`.
 //!

@@ -1,11 +1,11 @@
-"""Reference descriptors from dlib itself for tests/face_dlib.rs (run once; the output is committed as numbers).
+"""Reference descriptors from dlib itself for tests/suite/face_dlib.rs (run once; the output is committed as numbers).
 
 Usage, in a throwaway virtualenv outside the repository:
     python3 -m venv /tmp/dlib-ref && /tmp/dlib-ref/bin/pip install dlib-bin==20.0.1.post1 numpy==2.4.6
     pip download --no-deps face_recognition_models==0.3.0   # then untar it
     /tmp/dlib-ref/bin/python benches/python/dlib_reference.py <dir>/dlib_face_recognition_resnet_model_v1.dat
 
-The chip is synthetic and defined by integer arithmetic only (the same formula is in tests/face_dlib.rs), so no image
+The chip is synthetic and defined by integer arithmetic only (the same formula is in tests/suite/face_dlib.rs), so no image
 is committed and both sides build exactly the same pixels. Prints JSON: dlib's version and the raw (not normalised)
 128-d descriptor that dlib computes for the chip.
 """

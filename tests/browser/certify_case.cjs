@@ -1,6 +1,6 @@
 // One hosted verification end to end, driven from the merchant's side by the official Node SDK (alipay-sdk):
 // initialize → the certify URL (pageExec) → the hosted page in headless Chromium (tests/browser/h5.cjs) → query.
-// Run by tests/hosted_flow.rs with one JSON argument; prints progress on stderr and the result JSON as the last line.
+// Run by tests/suite/hosted_flow.rs with one JSON argument; prints progress on stderr and the result JSON as the last line.
 //
 // Input: { gateway, appId, appKeyFile, gatewayKeyFile, order, certName, certNo, returnUrl, reserve,
 //          contrastPicture (file, optional), page: {runPage options; url is filled in} | null,

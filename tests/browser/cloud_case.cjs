@@ -1,7 +1,7 @@
 // One hosted verification of a cloud-API product (ID_PRO, PV_FV, LR_FR) end to end, driven from the merchant's side
 // by the official Node SDK @alicloud/cloudauth20190307 (unchanged except for the endpoint):
 // InitFaceVerify → CertifyUrl → the hosted page in headless Chromium (tests/browser/h5.cjs) → DescribeFaceVerify.
-// Run by tests/cloud_hosted.rs with one JSON argument; progress on stderr, the result JSON as the last stdout line.
+// Run by tests/suite/cloud_hosted.rs with one JSON argument; progress on stderr, the result JSON as the last stdout line.
 //
 // Input: { endpoint, keyId, keySecret, sceneId, productCode, order, certName?, certNo?, returnUrl?,
 //          contrastPicture (file, optional), callbackUrl?, callbackToken?, page: {runPage options} | null }

@@ -4,7 +4,7 @@
 // kept face image), apps (create, disable, the gateway key), scenes (create with a liveness setting), POSTs without
 // or with a wrong CSRF token refused, billing by month with the CSV download, logout.
 //
-// Run by tests/console.rs with one JSON argument:
+// Run by tests/suite/console.rs with one JSON argument:
 //   { url, token, certifyId, order, name, certNo, month, newAppPem, expect: {todayTotal, ...}, shots }
 // Prints one line per check on stderr and the result JSON ({csv, grandTotal}) as the last line of stdout.
 'use strict';

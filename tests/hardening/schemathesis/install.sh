@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs schemathesis (PyPI) for the admin API's conformance run (tests/hardening/schema.rs) into its own virtualenv,
-# from requirements.txt beside this script: every wheel of the dependency closure pinned and checked by sha256.
+# Installs schemathesis (PyPI) for the admin API's conformance run (tests/suite/hardening/schema.rs) into its own
+# virtualenv, from requirements.txt beside this script: every wheel of the dependency closure pinned and checked
+# by sha256.
 # The cache is outside the repository: $SHIREN_SCHEMATHESIS_DIR (CI: /var/cache/shiren-ci/schemathesis).
 # Safe to run concurrently (flock) and a fast no-op when the cache already matches the pinned file.
 # Prints the virtualenv's directory (its `bin/st` is the command).

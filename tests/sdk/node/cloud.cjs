@@ -3,7 +3,7 @@
 //
 // Usage: node cloud.cjs CASE [CASE ...]. Each case prints one JSON line
 //   {"case", "flavour": "node", "status", "code", "body", "error": true when the SDK threw}
-// that tests/cloud_sdk.rs asserts on. A case is one async function in CASES; add one there.
+// that tests/suite/cloud_sdk.rs asserts on. A case is one async function in CASES; add one there.
 // Environment: SHIREN_CLOUD_ENDPOINT (127.0.0.1:PORT), SHIREN_CLOUD_KEY_ID, SHIREN_CLOUD_KEY_SECRET,
 // SHIREN_CLOUD_SCENE_ID. Replacing the SDK's clock or nonce function (stale_timestamp, replayed_nonce) changes no
 // SDK code.

@@ -1,5 +1,5 @@
 // Drives shiren's Alipay-style gateway with the official Node SDK (alipay-sdk), unchanged but for the gateway URL
-// and the "Alipay public key". Run by tests/alipay_sdk.rs; exits non-zero on the first broken expectation.
+// and the "Alipay public key". Run by tests/suite/alipay_sdk.rs; exits non-zero on the first broken expectation.
 'use strict';
 const fs = require('node:fs');
 const http = require('node:http');

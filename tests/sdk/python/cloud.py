@@ -5,7 +5,7 @@ HMAC-SHA1 with signature_algorithm="v2") and the legacy `aliyun-python-sdk-cloud
 Usage: cloud.py FLAVOUR CASE [CASE ...], FLAVOUR one of tea, tea-v2, legacy. Each case prints one JSON line:
   {"case": NAME, "flavour": FLAVOUR, "status": HTTP status, "code": Code, "body": the body or error data,
    "error": true when the SDK raised}
-and the Rust test (tests/cloud_sdk.rs) asserts on them. A case is one function in CASES; add one there.
+and the Rust test (tests/suite/cloud_sdk.rs) asserts on them. A case is one function in CASES; add one there.
 Environment: SHIREN_CLOUD_ENDPOINT (127.0.0.1:PORT), SHIREN_CLOUD_KEY_ID, SHIREN_CLOUD_KEY_SECRET,
 SHIREN_CLOUD_SCENE_ID.
 Monkeypatching the SDK's clock or nonce source (stale_timestamp, replayed_nonce) changes no SDK code.

@@ -6,7 +6,7 @@ Usage: cloud_actions.py CALLS_JSON_FILE, the file holding a list of
   {"name", "flavour", "action" (e.g. "ContrastFaceVerify"), "params": {PascalCase name: value},
    "files": {PascalCase name: path}  (read and sent as base64)}.
 Prints one JSON line per call: {"name", "status", "code", "body"} or, when the SDK raised, {"name", "error": true,
-"status", "code", "message"}. tests/cloud_actions.rs asserts on them.
+"status", "code", "message"}. tests/suite/cloud_actions.rs asserts on them.
 Environment: SHIREN_CLOUD_ENDPOINT (127.0.0.1:PORT), SHIREN_CLOUD_KEY_ID, SHIREN_CLOUD_KEY_SECRET.
 """
 import base64

@@ -1,6 +1,6 @@
 """Drives shiren's Alipay-style gateway with the official Python SDK (alipay-sdk-python), unchanged.
 
-Run by tests/alipay_sdk.rs with the environment it describes; exits non-zero on the first broken expectation.
+Run by tests/suite/alipay_sdk.rs with the environment it describes; exits non-zero on the first broken expectation.
 The SDK ignores ports, so the gateway listens on port 80 of a loopback address.
 """
 import base64

@@ -9,7 +9,7 @@ use shiren::face::engine::OnnxEngine;
 use shiren::face::geometry::sample;
 use shiren::face::liveness::{self, Action, Thresholds};
 
-mod common;
+use crate::common;
 
 fn engine() -> &'static OnnxEngine {
     common::face_engine()

@@ -1,6 +1,6 @@
 //! The Alipay-style gateway driven by the official SDKs (npm alipay-sdk 4.14.0, PyPI alipay-sdk-python 3.7.1411)
 //! against a real `shiren serve`, on SQLite and on PostgreSQL; plus the raw-protocol cases SDKs cannot produce.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -6,7 +6,7 @@
 //!
 //! The client scripts (`tests/sdk/python/cloud.py`, `tests/sdk/node/cloud.cjs`) take case names on the command line
 //! and print one JSON line per case; `expect` below says what each case must produce.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

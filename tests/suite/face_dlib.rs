@@ -1,7 +1,7 @@
 //! dlib's ResNet face descriptor converted to ONNX by shiren's own reader (src/face/dlib.rs) against dlib itself.
 use shiren::face::runtime::{environment, OnnxModel};
 
-mod common;
+use crate::common;
 
 /// The synthetic 150×150 chip of `benches/python/dlib_reference.py` (integer arithmetic only, HWC RGB).
 fn synthetic_chip() -> Vec<f32> {

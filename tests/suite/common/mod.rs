@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use shiren::protocol::alipay::SigningKey;
@@ -248,7 +248,14 @@ pub fn loopback_port_80() -> SocketAddr {
     panic!("no free loopback address with port 80 (the tests must run as root to bind port 80)");
 }
 
-/// Merchant key pairs are slow to generate in debug builds of dependencies; share a few per test binary.
+/// One headless Chromium at a time in the whole suite: the hosted page's capture runs in real time and shares the two
+/// cores with the server deciding. Every test that starts a browser holds this while it runs.
+pub fn browser() -> MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Merchant key pairs are slow to generate in debug builds of dependencies; share a few in the suite.
 pub fn merchant_key(i: usize) -> &'static SigningKey {
     static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
     &KEYS.get_or_init(|| (0..3).map(|_| SigningKey::generate().unwrap()).collect())[i]
@@ -290,7 +297,7 @@ pub fn installed_models() -> &'static shiren::face::models::provision::Installed
     })
 }
 
-/// The real face engine with default settings, shared by the tests of one binary.
+/// The real face engine with default settings, loaded once and shared by the whole suite.
 pub fn face_engine() -> &'static shiren::face::engine::OnnxEngine {
     use shiren::face::engine::{EngineSettings, OnnxEngine};
     static E: OnceLock<OnnxEngine> = OnceLock::new();

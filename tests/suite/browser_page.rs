@@ -3,12 +3,10 @@
 //! page. The end-to-end flow against the real server is `hosted_flow.rs`.
 use std::process::Command;
 
-mod common;
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use crate::common;
 
 fn node(script: &str, args: &[&str]) {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = common::browser();
     let out = Command::new("node")
         .arg(script)
         .args(args)

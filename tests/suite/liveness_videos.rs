@@ -6,7 +6,7 @@ use std::process::Command;
 use shiren::face::engine::{FaceEngine, OnnxEngine};
 use shiren::face::liveness::{self, Action, Observation, Thresholds};
 
-mod common;
+use crate::common;
 
 fn engine() -> &'static OnnxEngine {
     common::face_engine()

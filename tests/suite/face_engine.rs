@@ -6,7 +6,7 @@ use shiren::face::engine::{cosine, EngineSettings, FaceEngine, OnnxEngine};
 use shiren::face::models::provision::{self, Installed, Manifest, StderrProgress};
 use shiren::face::runtime::{environment, OnnxModel};
 
-mod common;
+use crate::common;
 
 fn installed() -> &'static Installed {
     common::installed_models()

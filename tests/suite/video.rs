@@ -10,7 +10,7 @@ use shiren::certify::video::{check_sequence, VideoCheckSettings, VideoFailReason
 use shiren::face::engine::FaceEngine;
 use shiren::media::{decode_video, SampledVideo, VideoError, VideoLimits};
 
-mod common;
+use crate::common;
 
 fn settings() -> VideoCheckSettings {
     let d = shiren::certify::hosted::HostedSettings::default().decision;

@@ -1,7 +1,7 @@
 //! The server is killed with SIGKILL during a stream of decisions and restarted: every verification is then either
 //! decided with exactly one billing record (passed FACE) or none (failed), or undecided with none; the undecided
 //! ones are decided after the restart, still billed once.
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

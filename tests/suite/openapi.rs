@@ -1,5 +1,5 @@
 //! The committed OpenAPI document of the admin API is the one the code generates. After changing the API, run
-//! `SHIREN_UPDATE_OPENAPI=1 cargo test --test openapi` (or `shiren openapi > openapi/admin.json`).
+//! `SHIREN_UPDATE_OPENAPI=1 cargo test --test suite openapi::` (or `shiren openapi > openapi/admin.json`).
 use std::path::Path;
 
 #[test]
@@ -12,7 +12,7 @@ fn committed_openapi_document_is_current() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "openapi/admin.json is stale: regenerate it with `SHIREN_UPDATE_OPENAPI=1 cargo test --test openapi`"
+        "openapi/admin.json is stale: regenerate it with `SHIREN_UPDATE_OPENAPI=1 cargo test --test suite openapi::`"
     );
     let v: serde_json::Value = serde_json::from_str(&committed).unwrap();
     assert!(v["paths"]["/billing/export.csv"].is_object());

@@ -1,7 +1,7 @@
 //! Scenes, metering and reconciliation on SQLite and PostgreSQL: the scene CLI; billing records written with the
 //! decisions of a concurrent run of real hosted-flow attempts (one per passed FACE verification, never two);
 //! the admin API's listings, paging and totals against the CSV of `shiren billing export`.
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

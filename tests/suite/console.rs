@@ -4,7 +4,7 @@
 //! and its SVG charts, searches, creates and disables, is refused without a CSRF token, and downloads a month's
 //! CSV, which must match the admin API's totals for that month. Also: `/metrics` over HTTP after that traffic, and
 //! the JSON log lines (request ids, no names or ID numbers). Screenshots: `$CARGO_TARGET_TMPDIR/console-screens/`.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -486,6 +486,7 @@ fn console_run(backend: Backend) {
         },
         "shots": shots,
     });
+    let one = common::browser();
     let browser_started = Instant::now();
     let out = Command::new("node")
         .arg("tests/browser/console.cjs")
@@ -495,6 +496,7 @@ fn console_run(backend: Backend) {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    drop(one);
     assert!(out.status.success(), "console.cjs failed");
     eprintln!(
         "browser checks took {:.1} s",

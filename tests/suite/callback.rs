@@ -2,7 +2,7 @@
 //! receiver answers 200, carried over a restart, given up after the last attempt, never duplicated by two
 //! dispatchers sharing the database, written only with the transaction that enqueues it, and refused at delivery
 //! time for a private address when the test-only switch is off.
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

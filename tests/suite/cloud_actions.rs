@@ -3,7 +3,7 @@
 //! CompareFaceVerify (PV_FC), LivenessFaceVerify (LR_FR_MIN), DescribeFaceVerify of their results, picture URLs
 //! (served from loopback, unreachable, slow, too large, and private addresses on a server that refuses them), bad
 //! pictures, and billing once per verdict. Needs `../shared/data`; without it the test says so and does nothing.
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

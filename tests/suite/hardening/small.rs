@@ -2,7 +2,7 @@
 //! admin API answers, `nosniff` on picture links, the hosted page framable only by itself and configured origins,
 //! `/metrics` behind an optional bearer token, console logout remembered across a restart, short admin tokens
 //! refused at start, and private file modes after a real verification. (The external authority's nonce binding is
-//! tested against a stand-in authority in tests/authority_http.rs.)
+//! tested against a stand-in authority in tests/suite/authority_http.rs.)
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;

@@ -8,7 +8,7 @@ use base64::Engine;
 use common::{Backend, Instance};
 use serde_json::{json, Value};
 
-mod common;
+use crate::common;
 
 const APP_ID: &str = "2021000000000042";
 const RETURN: &str = "http://127.0.0.1:9/back/";
@@ -380,11 +380,9 @@ fn another_person(s: &Setup, server: &common::Server, m: &Material) {
     );
 }
 
-/// One browser flow at a time: the capture runs in real time and shares two cores with the server.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn suite(backend: Backend, full: bool) {
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // One browser flow at a time: the capture runs in real time and shares two cores with the server.
+    let _one = common::browser();
     let tmp = tempfile::tempdir().unwrap();
     let Some(m) = material(tmp.path()) else {
         println!("../shared/data is not there: the hosted-flow tests need its videos; skipped");

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::{Backend, Instance};
 use serde_json::{json, Value};
 
-mod common;
+use crate::common;
 
 const APP_ID: &str = "2021000000000077";
 const RETURN: &str = "http://127.0.0.1:9/back/";
@@ -202,6 +202,7 @@ fn case(s: &Setup, server: &common::Server, name: &str, product: &str, input: Va
         page["log"] = json!(true);
         page["timeoutMs"] = json!(150_000);
     }
+    let _one = common::browser();
     let out = Command::new("node")
         .arg("tests/browser/cloud_case.cjs")
         .arg(o.to_string())

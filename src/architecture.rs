@@ -2,20 +2,27 @@
 //! module reaches one it must not. The rules (issue 15 and design §5):
 //! - `domain` is the leaf: it names nothing of the crate but itself;
 //! - `db` (the repositories) names only `domain` (and itself);
-//! - `api` (poem only) never names `db`: handlers go through the services.
+//! - `api` (poem only) and `cli` (the binary's commands, which name the library as `shiren::`) never name `db` nor
+//!   `sea_orm`: they go through the services (`operator` for the console, the admin API and the CLI).
 //!
 //! A path counts wherever code names it (`use crate::x`, `crate::x::f()`, `use crate::{x, y}`), not in comments or
 //! string literals.
 use std::path::{Path, PathBuf};
 
 /// The first-level modules of the crate a piece of source code names through `crate::`.
+#[cfg(test)]
 fn crate_modules_named(source: &str) -> Vec<String> {
+    modules_named(source, "crate::")
+}
+
+/// The first-level modules a piece of source code names through `root` (`crate::`, or `shiren::` in the binary).
+fn modules_named(source: &str, root: &str) -> Vec<String> {
     let code = strip_comments_and_strings(source);
     let mut named = Vec::new();
     let mut rest = code.as_str();
-    while let Some(i) = rest.find("crate::") {
+    while let Some(i) = rest.find(root) {
         let before = rest[..i].chars().next_back();
-        rest = &rest[i + "crate::".len()..];
+        rest = &rest[i + root.len()..];
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
             continue; // e.g. `my_crate::`
         }
@@ -179,27 +186,31 @@ type Allowed = dyn Fn(&str) -> bool;
 
 /// The violations of the rules in the crate's `src/`: "FILE names crate::MODULE".
 fn violations(src: &Path) -> Vec<String> {
-    let rules: [(&str, &Allowed); 3] = [
-        ("domain", &|m| m == "domain"),
-        ("db", &|m| m == "db" || m == "domain"),
-        ("api", &|m| m != "db"),
+    let rules: [(&str, &str, &Allowed); 4] = [
+        ("domain", "crate::", &|m| m == "domain"),
+        ("db", "crate::", &|m| m == "db" || m == "domain"),
+        ("api", "crate::", &|m| m != "db"),
+        ("cli", "shiren::", &|m| m != "db"),
     ];
     let mut found = Vec::new();
-    for (layer, allowed) in rules {
+    for (layer, root, allowed) in rules {
         for file in rust_files(&src.join(layer)) {
             let Ok(source) = std::fs::read_to_string(&file) else {
                 found.push(format!("{} cannot be read", file.display()));
                 continue;
             };
-            for m in crate_modules_named(&source) {
+            let shown = file
+                .strip_prefix(src)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            for m in modules_named(&source, root) {
                 if !allowed(&m) {
-                    let shown = file
-                        .strip_prefix(src)
-                        .unwrap_or(&file)
-                        .display()
-                        .to_string();
-                    found.push(format!("src/{shown} names crate::{m}"));
+                    found.push(format!("src/{shown} names {root}{m}"));
                 }
+            }
+            if matches!(layer, "api" | "cli") && !modules_named(&source, "sea_orm::").is_empty() {
+                found.push(format!("src/{shown} names sea_orm"));
             }
             if layer == "domain" && climbs_out_of_domain(&file, &source) {
                 found.push(format!(
@@ -260,13 +271,21 @@ fn a_violation_is_reported_with_its_file() {
             "api/h.rs",
             "fn f() { crate::db::ping(); crate::certify::go(); }\n",
         ),
+        (
+            "cli/c.rs",
+            "use shiren::{db, operator};\nuse sea_orm::Database;\n",
+        ),
     ] {
         let p = dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
     }
     let v = violations(dir.path());
-    assert_eq!(v.len(), 3, "{v:?}");
+    assert_eq!(v.len(), 5, "{v:?}");
+    assert!(v
+        .iter()
+        .any(|s| s.ends_with("src/cli/c.rs names shiren::db")));
+    assert!(v.iter().any(|s| s.ends_with("src/cli/c.rs names sea_orm")));
     assert!(v
         .iter()
         .any(|s| s.ends_with("src/db/x.rs names crate::face")));

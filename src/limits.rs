@@ -538,13 +538,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("t.sqlite").display()
-            );
-            let db = crate::db::connect(&url).await.unwrap();
-            crate::db::migrate(&db).await.unwrap();
+            let (_dir, db) = crate::db::fresh_sqlite().await;
             let settings = LimitSettings {
                 identity_per_minute: 3,
                 identity_per_day: 5,

@@ -96,14 +96,7 @@ mod tests {
     use super::*;
 
     async fn fresh() -> (tempfile::TempDir, DatabaseConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("t.sqlite").display()
-        );
-        let db = crate::db::connect(&url).await.unwrap();
-        crate::db::migrate(&db).await.unwrap();
-        (dir, db)
+        crate::db::fresh_sqlite().await
     }
 
     fn c<'a>(kind: &'a str, key: &'a str, window_start: i64) -> Counter<'a> {

@@ -47,3 +47,17 @@ pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
 }
+
+/// A fresh, migrated SQLite database in a temporary directory, for unit tests; the directory lives as long as the
+/// returned guard.
+#[cfg(test)]
+pub async fn fresh_sqlite() -> (tempfile::TempDir, DatabaseConnection) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("t.sqlite").display()
+    );
+    let db = connect(&url).await.unwrap();
+    migrate(&db).await.unwrap();
+    (dir, db)
+}

@@ -20,8 +20,8 @@ pub const MAX_URL_LEN: usize = 2048;
 
 const USER_AGENT: &str = concat!("shiren/", env!("CARGO_PKG_VERSION"));
 
-/// Why a URL could not be used or fetched. [`FetchError::code`] is stable; [`FetchError::cloud_code`] suggests
-/// the cloud API's `Code`.
+/// Why a URL could not be used or fetched. [`FetchError::code`] is stable; the cloud API's `Code` for each is
+/// `protocol::aliyun::codes::fetch_code`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
     /// Not an absolute http(s) URL, carries credentials, has no host, or is too long.
@@ -67,24 +67,6 @@ impl FetchError {
             FetchError::TooManyRedirects(_) => "TOO_MANY_REDIRECTS",
             FetchError::TooLarge(_) => "TOO_LARGE",
             FetchError::Empty => "EMPTY",
-        }
-    }
-
-    /// The cloud API's `Code` for a picture or video URL that could not be used (the one mapping; the cloud
-    /// actions answer with it). A URL refused before any connection (malformed, a scheme or host not allowed, a
-    /// private address) is the request's fault: `401`, invalid parameter, as a bad `CallbackUrl` is. A download
-    /// that was tried: `421` too large, `422` too slow, `419` (supplied picture unusable) for the rest.
-    pub fn cloud_code(&self) -> &'static str {
-        match self {
-            FetchError::BadUrl(_)
-            | FetchError::NotAllowed(_)
-            | FetchError::PrivateAddress { .. } => "401",
-            FetchError::TooLarge(_) => "421",
-            FetchError::Timeout(_) => "422",
-            FetchError::Unreachable { .. }
-            | FetchError::HttpStatus { .. }
-            | FetchError::TooManyRedirects(_)
-            | FetchError::Empty => "419",
         }
     }
 }
@@ -491,16 +473,6 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "BAD_URL"
-        );
-    }
-
-    #[test]
-    fn cloud_codes() {
-        assert_eq!(FetchError::TooLarge(1).cloud_code(), "421");
-        assert_eq!(FetchError::Timeout(1).cloud_code(), "422");
-        assert_eq!(
-            FetchError::PrivateAddress { host: "x".into() }.cloud_code(),
-            "401"
         );
     }
 }

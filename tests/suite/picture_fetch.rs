@@ -296,7 +296,7 @@ async fn size_limit_with_and_without_content_length() {
         let t = Instant::now();
         let e = fetcher.fetch(&server.url(path)).await.unwrap_err();
         assert_eq!(e, FetchError::TooLarge(MIB), "{path}");
-        assert_eq!(e.cloud_code(), "421");
+        assert_eq!(shiren::protocol::aliyun::codes::fetch_code(&e), "421");
         println!("{path}: refused in {:?}", t.elapsed());
     }
 }
@@ -313,7 +313,7 @@ async fn the_whole_fetch_has_one_deadline() {
         let e = fetcher.fetch(&server.url(path)).await.unwrap_err();
         let took = t.elapsed();
         assert_eq!(e.code(), "TIMEOUT", "{path}");
-        assert_eq!(e.cloud_code(), "422");
+        assert_eq!(shiren::protocol::aliyun::codes::fetch_code(&e), "422");
         assert!(took < Duration::from_millis(1500), "{path} took {took:?}");
         println!("{path}: timed out after {took:?}");
     }
@@ -334,7 +334,7 @@ async fn failures_are_typed_and_never_echo_the_query() {
             status: 404
         }
     );
-    assert_eq!(e.cloud_code(), "419");
+    assert_eq!(shiren::protocol::aliyun::codes::fetch_code(&e), "419");
     assert_eq!(code(fetcher.fetch(&server.url("/empty")).await), "EMPTY");
     // A port nobody listens on.
     let closed = {

@@ -1053,9 +1053,12 @@ fn with_verify_score(result: Value) -> Value {
 }
 
 /// The business error of a picture or video that could not be fetched, with the one code of
-/// [`FetchError::cloud_code`](crate::net::fetch::FetchError::cloud_code).
+/// [`fetch_code`](super::codes::fetch_code).
 fn fetch_error(name: &str, e: crate::net::fetch::FetchError) -> CloudError {
-    CloudError::new(e.cloud_code(), format!("{name} cannot be fetched: {e}"))
+    CloudError::new(
+        super::codes::fetch_code(&e),
+        format!("{name} cannot be fetched: {e}"),
+    )
 }
 
 /// The bound on concurrent analysis refused or lost a job.

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::domain::fail;
+use crate::net::fetch::FetchError;
 
 /// A refused request: `Code` (HTTP 200) and a message for the merchant's developer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,9 +138,38 @@ pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// The cloud API's `Code` for a picture or video URL that could not be used (the one mapping; the actions answer
+/// with it). A URL refused before any connection (malformed, a scheme or host not allowed, a private address) is
+/// the request's fault: `401`, invalid parameter, as a bad `CallbackUrl` is. A download that was tried: `421` too
+/// large, `422` too slow, `419` (supplied picture unusable) for the rest.
+pub fn fetch_code(e: &FetchError) -> &'static str {
+    match e {
+        FetchError::BadUrl(_) | FetchError::NotAllowed(_) | FetchError::PrivateAddress { .. } => {
+            "401"
+        }
+        FetchError::TooLarge(_) => "421",
+        FetchError::Timeout(_) => "422",
+        FetchError::Unreachable { .. }
+        | FetchError::HttpStatus { .. }
+        | FetchError::TooManyRedirects(_)
+        | FetchError::Empty => "419",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_codes() {
+        assert_eq!(fetch_code(&FetchError::TooLarge(1)), "421");
+        assert_eq!(fetch_code(&FetchError::Timeout(1)), "422");
+        assert_eq!(
+            fetch_code(&FetchError::PrivateAddress { host: "x".into() }),
+            "401"
+        );
+        assert_eq!(fetch_code(&FetchError::Empty), "419");
+    }
     use crate::domain::fail::FailReason::Surroundings;
 
     #[test]

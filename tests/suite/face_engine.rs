@@ -215,6 +215,7 @@ fn labelled_scores(dir: &Path, engine: &OnnxEngine) -> (Vec<f64>, Vec<f64>) {
 /// resolution), while dlib (the default) accepts every genuine pair at score 80 (fused: at score 70).
 #[test]
 fn labelled_pairs_separate_under_each_recogniser_and_its_calibration() {
+    let _heavy = common::heavy();
     let Some(dir) = faces_dir() else { return };
     for r in [Recogniser::Dlib, Recogniser::MobileFace, Recogniser::Fused] {
         let e = OnnxEngine::load(

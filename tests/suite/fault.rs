@@ -91,6 +91,7 @@ async fn check(db: &sea_orm::DatabaseConnection, opens: &[Open]) -> (usize, usiz
 }
 
 fn killed_during_decisions(backend: Backend) {
+    let _heavy = common::heavy();
     let inst = Instance::new(backend);
     let Some(frames) = frames(inst.dir.path()) else {
         return;

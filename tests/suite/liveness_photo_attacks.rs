@@ -111,6 +111,7 @@ const ATTACKS: [Attack; 5] = [
 
 #[test]
 fn a_moved_photo_fails_every_challenge_with_an_open_mouth() {
+    let _heavy = common::heavy();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
     if !data.is_dir() {
         eprintln!("../shared/data is not here: skipped");

@@ -18,6 +18,7 @@ fn video(name: &str) -> Option<PathBuf> {
 
 /// Observations of a video segment at `fps`, frames scaled to at most 480 pixels wide.
 fn observe_video(path: &Path, start_s: f32, secs: f32, fps: u32, scale: &str) -> Vec<Observation> {
+    let _heavy = common::heavy();
     let dir = tempfile::tempdir().unwrap();
     let st = Command::new("ffmpeg")
         .args([
@@ -152,6 +153,7 @@ fn d14_series() {
 /// that falls off outside the face box); the flash signal must follow the shown sequence and reject a wrong one.
 #[test]
 fn colour_flash_follows_the_shown_sequence() {
+    let _heavy = common::heavy();
     let Some(v) = video("d18.mp4") else { return };
     let dir = tempfile::tempdir().unwrap();
     let st = Command::new("ffmpeg")

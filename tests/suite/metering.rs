@@ -298,6 +298,7 @@ async fn admin(r: &Running, client: &reqwest::Client, path: &str) -> (u16, Strin
 }
 
 fn metering_run(backend: Backend) {
+    let _heavy = common::heavy();
     let inst = Instance::new(backend);
     let Some((jpegs, photo)) = common::d3_challenge_material(inst.dir.path()) else {
         return;

@@ -22,6 +22,7 @@ fn settings() -> VideoCheckSettings {
 
 /// Decodes, observes and checks a file, printing the timings and every check.
 fn run(name: &str, path: &Path) -> (SampledVideo, VideoVerdict) {
+    let _heavy = common::heavy();
     let bytes = std::fs::read(path).unwrap();
     let t0 = Instant::now();
     let v = decode_video(&bytes, &VideoLimits::default())
@@ -392,6 +393,7 @@ fn rotation_metadata_is_applied() {
 
 #[test]
 fn damaged_files_never_panic_and_finish_in_bounded_time() {
+    let _heavy = common::heavy();
     let Some(path) = video("d18.mp4") else { return };
     let good = std::fs::read(path).unwrap();
     let l = VideoLimits::default();

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use shiren::protocol::alipay::SigningKey;
@@ -248,11 +248,20 @@ pub fn loopback_port_80() -> SocketAddr {
     panic!("no free loopback address with port 80 (the tests must run as root to bind port 80)");
 }
 
-/// One headless Chromium at a time in the whole suite: the hosted page's capture runs in real time and shares the two
-/// cores with the server deciding. Every test that starts a browser holds this while it runs.
-pub fn browser() -> MutexGuard<'static, ()> {
-    static ONE: Mutex<()> = Mutex::new(());
-    ONE.lock().unwrap_or_else(|e| e.into_inner())
+/// How the tests of the one suite process share the machine's two cores. A browser test's capture runs in real time
+/// and shares the cores with the server deciding: it must not run beside another browser test or beside a test that
+/// keeps the cores busy for minutes (face inference in this process or in a server, bursts of decisions). Those
+/// heavy tests may run beside each other and beside everything else.
+static CORES: RwLock<()> = RwLock::new(());
+
+/// Held by a test while it drives headless Chromium: one browser at a time, and no heavy test meanwhile.
+pub fn browser() -> RwLockWriteGuard<'static, ()> {
+    CORES.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held for its whole run by a test that keeps the cores busy for long (take it once, at the start of the test).
+pub fn heavy() -> RwLockReadGuard<'static, ()> {
+    CORES.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Merchant key pairs are slow to generate in debug builds of dependencies; share a few in the suite.

@@ -164,6 +164,7 @@ impl Setup {
 
 #[test]
 fn every_fuzz_input_is_answered_by_a_real_server_without_a_5xx() {
+    let _heavy = common::heavy();
     let mut s = setup();
     let base = s.server.addr.clone();
     let mut sent = 0;

@@ -327,6 +327,7 @@ fn healthy(s: &mut Setup) {
 }
 
 fn hostile_images(backend: Backend) {
+    let _heavy = common::heavy();
     let mut s = setup(backend);
     let client = reqwest::blocking::Client::new();
 
@@ -458,6 +459,7 @@ fn heavy_frames() -> Vec<Vec<u8>> {
 /// the server's peak RSS stays under the budget, and a signed gateway call still answers meanwhile.
 #[test]
 fn a_burst_of_heavy_submissions_stays_within_memory() {
+    let _heavy = common::heavy();
     let mut s = setup(Backend::Sqlite);
     let frames = Arc::new(heavy_frames());
     let upload: usize = frames.iter().map(|f| f.len() * 4 / 3).sum();

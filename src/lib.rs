@@ -157,10 +157,9 @@ pub fn templates() -> anyhow::Result<tera::Tera> {
 /// Opens and migrates the database named by the config.
 pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = config.effective_database_url();
-    files::prepare_sqlite(&url)?;
-    let db = db::connect(&url)
-        .await
-        .with_context(|| format!("cannot open database {}", config::redact_url(&url)))?;
+    let cannot_open = || format!("cannot open database {}", config::redact_url(&url));
+    files::prepare_sqlite(&url).with_context(cannot_open)?;
+    let db = db::connect(&url).await.with_context(cannot_open)?;
     db::migrate(&db)
         .await
         .context("database migration failed")?;

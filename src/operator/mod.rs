@@ -81,11 +81,6 @@ pub struct Operator {
     db: DatabaseConnection,
     settings: OperatorSettings,
     throttle: Throttle,
-    clock: fn() -> i64,
-}
-
-fn system_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 impl Operator {
@@ -94,7 +89,6 @@ impl Operator {
             db,
             settings,
             throttle: Throttle::default(),
-            clock: system_now,
         }
     }
 
@@ -106,7 +100,7 @@ impl Operator {
 
     /// Seconds since the Unix epoch.
     pub fn now(&self) -> i64 {
-        (self.clock)()
+        chrono::Utc::now().timestamp()
     }
 
     /// The calendar of billing days.

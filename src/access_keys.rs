@@ -2,7 +2,6 @@
 //! (ChaCha20-Poly1305, the key id as associated data) under a key that is never in the database: the config value
 //! `cloud.secret_key` / `SHIREN_CLOUD_SECRET_KEY` (64 hex digits) when set, else a file `cloud_secret.key` in the
 //! data dir, created on first use with mode 0600. A database dump alone therefore cannot sign requests.
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -138,37 +137,16 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<SecretBox> {
 }
 
 fn create(path: &Path) -> anyhow::Result<SecretBox> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::files::create_dir(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     let key: [u8; 32] = rand::random();
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    let created =
+        crate::files::create_private_file_once(path, format!("{}\n", hex::encode(key)).as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    if !created {
+        // Another process created it meanwhile: everyone uses the first one.
+        return load_or_create(path);
     }
-    {
-        let mut f = opts
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        f.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
-        f.sync_all()?;
-    }
-    // Another process may have created the file meanwhile: the first one wins, everyone uses it.
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            tracing::info!(path = %path.display(), "created the cloud access-key encryption key");
-            Ok(SecretBox::from_key(&key))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
-        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
-    }
+    tracing::info!(path = %path.display(), "created the cloud access-key encryption key");
+    Ok(SecretBox::from_key(&key))
 }
 
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

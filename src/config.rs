@@ -68,6 +68,8 @@ pub struct Config {
     pub callback: CallbackConfig,
     /// The cloud ID-verification API (`[cloud]`).
     pub cloud: CloudConfig,
+    /// Personal data at rest (`[privacy]`).
+    pub privacy: PrivacyConfig,
     /// Billing and reconciliation (`[billing]`).
     pub billing: BillingConfig,
     /// The bound on concurrent image decoding and face analysis (`[analysis]`).
@@ -262,6 +264,28 @@ impl fmt::Debug for CloudConfig {
     }
 }
 
+/// Personal data at rest: the data key that seals names, ID numbers, images and embeddings.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// The current data key, 64 hex digits (`SHIREN_DATA_KEY`). When unset, the key file `data.key` (mode 0600) in
+    /// the data dir, created on first start; its first line is the current key, further lines older keys. Keep it
+    /// out of database and object-store backups: without it they hold nothing readable.
+    pub data_key: Option<String>,
+    /// Older data keys that still open values while `shiren keys rotate` moves them to the current key
+    /// (`SHIREN_PREVIOUS_DATA_KEYS`, comma-separated); only with `data_key`.
+    pub previous_data_keys: Vec<String>,
+}
+
+impl fmt::Debug for PrivacyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivacyConfig")
+            .field("data_key", &self.data_key.as_ref().map(|_| "***"))
+            .field("previous_data_keys", &self.previous_data_keys.len())
+            .finish()
+    }
+}
+
 /// Billing and reconciliation.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -430,6 +454,7 @@ impl Default for Config {
             picture_url: PictureUrlConfig::default(),
             callback: CallbackConfig::default(),
             cloud: CloudConfig::default(),
+            privacy: PrivacyConfig::default(),
             billing: BillingConfig::default(),
             analysis: AnalysisConfig::default(),
             gateway: GatewayConfig::default(),
@@ -475,6 +500,7 @@ impl fmt::Debug for Config {
             .field("picture_url", &self.picture_url)
             .field("callback", &self.callback)
             .field("cloud", &self.cloud)
+            .field("privacy", &self.privacy)
             .field("billing", &self.billing)
             .field("gateway", &self.gateway)
             .field("limits", &self.limits)
@@ -654,6 +680,16 @@ impl Config {
         }
         if let Some(v) = get("SHIREN_CLOUD_SECRET_KEY").filter(|v| !v.is_empty()) {
             self.cloud.secret_key = Some(v);
+        }
+        if let Some(v) = get("SHIREN_DATA_KEY").filter(|v| !v.is_empty()) {
+            self.privacy.data_key = Some(v);
+        }
+        if let Some(v) = get("SHIREN_PREVIOUS_DATA_KEYS").filter(|v| !v.is_empty()) {
+            self.privacy.previous_data_keys = v
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect();
         }
         if let Some(v) = get("SHIREN_ANALYSIS_CONCURRENCY") {
             self.analysis.concurrency = Some(parse("SHIREN_ANALYSIS_CONCURRENCY", &v)?);

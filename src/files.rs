@@ -55,6 +55,53 @@ pub async fn write_new_async(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.flush().await
 }
 
+/// Writes `contents` to `path` (0600, synced) unless it exists; true when this call created it. Safe when several
+/// processes race: the file appears whole (written aside, then linked), and the first one wins.
+pub fn create_private_file_once(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_dir(dir)?;
+    }
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    {
+        let mut f = new_file_options().open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces `path` whole with `contents` (0600, synced, renamed into place): readers see the old or the new file,
+/// never a part.
+pub fn replace_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let written = (|| {
+        let mut f = new_file_options().open(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// Creates `path` empty with mode 0600 when it does not exist (so that SQLite, which gives a new database, its WAL
 /// and its shared-memory file the database file's mode, keeps them all private).
 pub fn create_file_if_missing(path: &Path) -> io::Result<()> {

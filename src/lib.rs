@@ -20,6 +20,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod operator;
+pub mod privacy;
 pub mod protocol;
 pub mod storage;
 pub mod telemetry;
@@ -166,15 +167,34 @@ pub async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection
     Ok(db)
 }
 
+/// The object store the config names, sealing with the configured data keys once they are checked against the
+/// database (a server with the wrong key stops here, before it reads or writes anything personal).
+pub async fn open_store(
+    config: &Config,
+    db: &DatabaseConnection,
+) -> anyhow::Result<storage::ObjectStore> {
+    let keys = privacy::DataKeys::from_config(config)?;
+    if privacy::admit(db, &keys, chrono::Utc::now().timestamp()).await? {
+        tracing::info!(
+            key = keys.ring().current().id(),
+            "registered a new data key"
+        );
+    }
+    Ok(storage::ObjectStore::new(
+        config.data_dir.join("objects"),
+        keys,
+    ))
+}
+
 /// Builds the shared context for a server reachable at `public_url`.
 pub fn build_context(
     config: Config,
     db: DatabaseConnection,
+    store: storage::ObjectStore,
     key: SigningKey,
     public_url: String,
     face: Arc<dyn face::engine::FaceEngine>,
 ) -> anyhow::Result<Arc<AppContext>> {
-    let store = storage::ObjectStore::new(config.data_dir.join("objects"));
     // One bound on decode and analysis work for the whole process: hosted attempts, merchants' pictures and the
     // cloud API's server-side actions all queue on it.
     let work = config.analysis.pool();
@@ -259,6 +279,7 @@ pub fn build_context(
         console: console::session::Sessions::new(config.admin_token.as_deref()),
         operator: operator::Operator::new(
             db.clone(),
+            store.clone(),
             operator::OperatorSettings::from_config(&config),
         ),
         cloud,
@@ -291,6 +312,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let db = open_database(&config).await?;
     db::apps::warn_legacy_keys(&db).await;
+    let keys = privacy::DataKeys::from_config(&config)?;
+    let new_key = privacy::admit(&db, &keys, chrono::Utc::now().timestamp()).await?;
+    let store = storage::ObjectStore::new(config.data_dir.join("objects"), keys);
+    // Personal data stored before sealing existed: sealed under the current key before the first request (batched,
+    // and safe beside other instances doing the same). Objects are looked at when the key is new to the database
+    // (the first start that seals); a rotation's objects are `shiren keys rotate`'s.
+    let report = privacy::reseal(&db, &store, store.keys(), new_key, |kind, done, total| {
+        if total > 0 {
+            eprint!("\rsealing personal data at rest: {kind} {done}/{total}   ");
+        }
+    })
+    .await
+    .context("cannot seal the personal data stored in clear")?;
+    if report.total() > 0 || report.failed > 0 {
+        eprintln!();
+        tracing::info!(?report, "sealed personal data at rest");
+    }
+    store.keys().spawn_reload(std::time::Duration::from_secs(2));
     // The face engine: provisioned on first run (with progress), verified on every start, loaded once.
     let models_dir = config.effective_models_dir();
     let settings = face::engine::EngineSettings::from_config(&config);
@@ -317,15 +356,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .and_then(|a| a.as_socket_addr().copied())
         .context("listener has no socket address")?;
     let public_url = config.effective_public_url(bound);
-    let ctx = build_context(config, db, key, public_url.clone(), Arc::new(engine))?;
-    // Kept images are deleted once their retention period is over: now, then every hour.
+    let ctx = build_context(config, db, store, key, public_url.clone(), Arc::new(engine))?;
+    // Personal data is erased once its retention period is over: now, then every hour.
     let purge = ctx.hosted.clone();
     tokio::spawn(async move {
         loop {
-            match purge.purge_images().await {
+            match purge.purge_personal_data().await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(verifications = n, "deleted images past their retention"),
-                Err(e) => tracing::warn!(error = %e, "image retention purge failed"),
+                Ok(n) => {
+                    tracing::info!(verifications = n, "erased personal data past its retention")
+                }
+                Err(e) => tracing::warn!(error = %e, "retention purge failed"),
             }
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }

@@ -12,6 +12,7 @@ mod m20261204_attempt_submissions;
 mod m20261204_certify_tokens;
 mod m20261204_console_logout;
 mod m20261204_limits;
+mod m20261207_sealed_personal_data;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_console_logout::Migration),
             Box::new(m20261204_certify_tokens::Migration),
             Box::new(m20261204_limits::Migration),
+            Box::new(m20261207_sealed_personal_data::Migration),
         ]
     }
 }

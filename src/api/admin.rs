@@ -87,6 +87,8 @@ pub enum ErrorCode {
     TooManyFailures,
     /// No such object.
     NotFound,
+    /// The verification's personal data was deleted before.
+    AlreadyDeleted,
     /// The server could not answer (the database failed); retry later.
     SystemError,
 }
@@ -332,6 +334,54 @@ pub enum VerificationLookup {
     /// No verification has this certify_id (`NOT_FOUND`).
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
+}
+
+/// What deleting a verification's personal data did.
+#[derive(ApiResponse)]
+pub enum Deletion {
+    /// The name, ID number and kept images are deleted; the verdict and billing record stay.
+    #[oai(status = 200)]
+    Deleted(Json<DeletedItem>),
+    /// No verification has this certify_id (`NOT_FOUND`).
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// Its personal data was deleted before (`ALREADY_DELETED`).
+    #[oai(status = 409)]
+    AlreadyDeleted(Json<ErrorBody>),
+}
+
+/// A verification whose personal data is deleted.
+#[derive(Object)]
+pub struct DeletedItem {
+    pub certify_id: String,
+    pub deleted: bool,
+}
+
+/// An entry of the audit log.
+#[derive(Object)]
+pub struct AuditItem {
+    /// Its place in the chain (1, 2, …).
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Who: `console`, `admin-api`, `cli`, `cloud-api:<app_id>` or `system`.
+    pub actor: String,
+    /// `verification.delete`, `retention.purge`, `keys.rotate` or `personal_data.view`.
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    /// SHA-256 (hex) of the entry before it and of this entry: `shiren audit verify` checks the chain.
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Object)]
+pub struct AuditPage {
+    pub items: Vec<AuditItem>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_before: Option<i64>,
 }
 
 const MAX_LIMIT: u32 = 500;
@@ -614,12 +664,83 @@ impl AdminApi {
         };
         Ok(VerificationLookup::Found(Json(item(v, ctx.operator.now()))).into())
     }
+
+    /// Deletes a verification's personal data on the merchant's instruction: its name, ID number and kept images.
+    /// The verdict, its checks and the billing record stay (reconciliation still adds up), and the audit log
+    /// records the deletion.
+    #[oai(path = "/verifications/:certify_id", method = "delete")]
+    async fn delete_verification(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        certify_id: Path<String>,
+    ) -> Result<Checked<Deletion>, AdminError> {
+        match ctx
+            .operator
+            .delete_verification(&certify_id.0, operator::Actor::AdminApi)
+            .await
+        {
+            Ok(()) => Ok(Deletion::Deleted(Json(DeletedItem {
+                certify_id: certify_id.0,
+                deleted: true,
+            }))
+            .into()),
+            Err(operator::Error::NotFound(m)) => {
+                Ok(Deletion::NotFound(error_body(ErrorCode::NotFound, m)).into())
+            }
+            Err(operator::Error::Conflict(m)) => {
+                Ok(Deletion::AlreadyDeleted(error_body(ErrorCode::AlreadyDeleted, m)).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The audit log, newest first: deletions, purges, key rotations and operators' views of personal data.
+    #[oai(path = "/audit", method = "get")]
+    async fn audit(
+        &self,
+        _auth: AdminAuth,
+        ctx: poem::web::Data<&Arc<AppContext>>,
+        /// Entries before this `seq` (the `next_before` of the previous page); default the newest.
+        #[oai(validator(minimum(value = "1")))]
+        before: Query<Option<i64>>,
+        /// Entries per page, 1–500 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
+        limit: Query<Option<u32>>,
+    ) -> Result<Checked<Json<AuditPage>>, AdminError> {
+        let limit = limit.0.unwrap_or(100);
+        let entries = ctx
+            .operator
+            .audit_entries(before.0, u64::from(limit))
+            .await?;
+        let next_before = (entries.len() == limit as usize)
+            .then(|| entries.last().map(|e| e.seq))
+            .flatten()
+            .filter(|seq| *seq > 1);
+        Ok(Json(AuditPage {
+            items: entries
+                .into_iter()
+                .map(|e| AuditItem {
+                    seq: e.seq,
+                    at: e.record.at,
+                    actor: e.record.actor,
+                    action: e.record.action.as_str().to_string(),
+                    target: e.record.target,
+                    detail: e.record.detail,
+                    prev_hash: e.prev_hash,
+                    hash: e.hash,
+                })
+                .collect(),
+            next_before,
+        })
+        .into())
+    }
 }
 
 /// The admin API service, to be nested at [`PREFIX`].
 pub fn service() -> OpenApiService<AdminApi, ()> {
     OpenApiService::new(AdminApi, "shiren admin API", env!("CARGO_PKG_VERSION"))
-        .description("Reconciliation and detail queries (对账/明细) of shiren: verifications, billing records, daily totals and CSV export. Authenticate with `Authorization: Bearer <admin token>`.")
+        .description("Reconciliation and detail queries (对账/明细) of shiren: verifications, billing records, daily totals and CSV export; deletion of a verification's personal data on instruction, and the audit log. Authenticate with `Authorization: Bearer <admin token>`.")
         .server(PREFIX)
 }
 

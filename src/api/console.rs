@@ -41,6 +41,10 @@ pub fn routes() -> Route {
         .at("/scenes/:scene_id", post(scene_update))
         .at("/verifications", get(search))
         .at("/verifications/:certify_id/face.jpg", get(face_image))
+        .at(
+            "/verifications/:certify_id/delete",
+            post(verification_delete),
+        )
         .at("/billing", get(billing_page))
         .at("/billing.csv", get(billing_csv))
         .at("/console.css", get(css))
@@ -824,7 +828,22 @@ async fn search(
     );
     let detail = match found.as_slice() {
         [v] => match verification_detail(ctx, v, t).await {
-            Ok(d) => d,
+            Ok(d) => {
+                if v.erased_at.is_none() {
+                    if let Err(e) = ctx
+                        .operator
+                        .audit_view(
+                            &v.certify_id,
+                            service::Actor::Console,
+                            "detail (masked name and ID number)",
+                        )
+                        .await
+                    {
+                        return db_unavailable(ctx, &op, &e);
+                    }
+                }
+                d
+            }
             Err(e) => return db_unavailable(ctx, &op, &e),
         },
         _ => Value::Null,
@@ -858,6 +877,7 @@ async fn verification_detail(
         "created_at": fmt_time(v.created_at),
         "expires_at": fmt_time(v.expires_at),
         "decided_at": v.decided_at.map(fmt_time),
+        "erased_at": v.erased_at.map(fmt_time),
         "cert_name": subject.as_ref().map(|s| mask_name(&s.cert_name)),
         "cert_no": subject.as_ref().map(|s| mask_cert_no(&s.cert_no)),
         "cert_type": subject.as_ref().map(|s| s.cert_type.clone()),
@@ -900,6 +920,13 @@ async fn face_image(
             "No face image is kept for this verification.",
         );
     };
+    if let Err(e) = ctx
+        .operator
+        .audit_view(&certify_id, service::Actor::Console, "kept face image")
+        .await
+    {
+        return db_unavailable(ctx, &op, &e);
+    }
     match ctx.store.get(&key).await {
         Ok(Some(bytes)) => Response::builder()
             .content_type("image/jpeg")
@@ -914,6 +941,55 @@ async fn face_image(
             "The face image is gone (retention).",
         ),
         Err(e) => db_unavailable(ctx, &op, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    csrf: Option<String>,
+    confirm: Option<String>,
+}
+
+/// `POST /console/verifications/{certify_id}/delete`: deletes the verification's personal data once the operator
+/// has ticked the confirmation.
+#[handler]
+async fn verification_delete(
+    Data(ctx): Data<&Arc<AppContext>>,
+    op: Option<Operator>,
+    Path(certify_id): Path<String>,
+    Form(f): Form<DeleteForm>,
+) -> Response {
+    let op = match checked_post(ctx, op, f.csrf.as_deref()) {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    // Back to the verification, which then shows that its personal data is deleted.
+    let back = format!(
+        "/console/verifications?q={}",
+        percent_encoding::utf8_percent_encode(&certify_id, percent_encoding::NON_ALPHANUMERIC)
+    );
+    if f.confirm.as_deref().and_then(crate::domain::yes_no::parse) != Some(true) {
+        return problem(
+            ctx,
+            Some(&op),
+            StatusCode::BAD_REQUEST,
+            "Tick the confirmation to delete the personal data. 请勾选确认。",
+        );
+    }
+    match ctx
+        .operator
+        .delete_verification(&certify_id, service::Actor::Console)
+        .await
+    {
+        Ok(()) => redirect(&back),
+        Err(service::Error::Unavailable(e)) => db_unavailable(ctx, &op, &e),
+        Err(service::Error::Conflict(m)) => problem(ctx, Some(&op), StatusCode::CONFLICT, &m),
+        Err(_) => problem(
+            ctx,
+            Some(&op),
+            StatusCode::NOT_FOUND,
+            "No such verification.",
+        ),
     }
 }
 

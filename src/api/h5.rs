@@ -201,6 +201,8 @@ fn page_context(
     c.insert("certify_id", &v.certify_id);
     c.insert("merchant_name", merchant);
     c.insert("retention_days", &v.retention_days);
+    c.insert("consent_kind", v.consent.as_str());
+    c.insert("consent_version", &v.consent.version());
     c.insert("reserve", &v.reserve);
     c.insert("max_attempts", &v.max_attempts);
     c.insert(
@@ -261,20 +263,39 @@ async fn address_limited(ctx: &AppContext, req: &Request) -> Option<Response> {
     }
 }
 
-/// `POST /h5/certify/{token}/challenge`: the next challenge.
+/// Largest body of a challenge request (`{"consent_version": "…"}`).
+const MAX_CHALLENGE_BODY: usize = 1024;
+
+#[derive(Deserialize, Default)]
+struct ChallengeBody {
+    /// The version of the consent text the person agreed to (`domain::consent`).
+    consent_version: Option<String>,
+}
+
+/// `POST /h5/certify/{token}/challenge`: the next challenge; the first one records the person's consent.
 #[handler]
 pub async fn challenge(
     req: &Request,
     Path(token): Path<String>,
     jar: &CookieJar,
+    body: Body,
     Data(ctx): Data<&Arc<AppContext>>,
 ) -> Response {
     if let Some(refused) = address_limited(ctx, req).await {
         return refused;
     }
+    // A body that is not the small JSON object above carries no consent (and a first challenge is then refused).
+    let consent = match body.into_bytes_limit(MAX_CHALLENGE_BODY).await {
+        Ok(b) => serde_json::from_slice::<ChallengeBody>(&b).unwrap_or_default(),
+        Err(_) => ChallengeBody::default(),
+    };
     match ctx
         .hosted
-        .challenge(&token, session_of(jar).as_deref())
+        .challenge(
+            &token,
+            session_of(jar).as_deref(),
+            consent.consent_version.as_deref(),
+        )
         .await
     {
         Ok((id, number, max_attempts, c)) => json_response(

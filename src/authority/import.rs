@@ -154,17 +154,19 @@ pub async fn import_csv(
             let bytes = std::fs::read(&path).map_err(|e| format!("photo {}: {e}", row.photo))?;
             let (_, face) = single_face(engine, &bytes, DecodeLimits::LOCAL_FILE)
                 .map_err(|e| format!("photo {}: {e}", row.photo))?;
-            let key = photo_key(&cert_no);
+            let ring = store.keys().ring();
+            let key = photo_key(&ring, &cert_no);
             store
                 .put(&key, &bytes)
                 .await
                 .map_err(|e| format!("cannot store the photo: {e}"))?;
-            identities::upsert(
+            let replaced = identities::upsert(
                 db,
+                &ring,
                 &Identity {
                     cert_no,
                     cert_name: row.cert_name.clone(),
-                    photo_key: key,
+                    photo_key: key.clone(),
                     embedding: face.embedding,
                     embedding_model: recogniser.clone(),
                     created_at: now,
@@ -172,7 +174,14 @@ pub async fn import_csv(
                 },
             )
             .await
-            .map_err(|e| format!("database: {e}"))
+            .map_err(|e| format!("database: {e}"))?;
+            // A photo stored under another key (before a key rotation) is the replaced identity's: it goes.
+            if let Some(old) = replaced.filter(|old| *old != key) {
+                if let Err(e) = store.delete(&old).await {
+                    tracing::warn!(error = %e, "the replaced identity's photo could not be removed");
+                }
+            }
+            Ok(())
         }
         .await;
         match result {

@@ -23,19 +23,16 @@ impl LocalRegistry {
     }
 }
 
-/// Object-store key of an identity's photo: derived from the number, so the store's listing does not show it.
-pub fn photo_key(cert_no: &str) -> String {
-    use sha2::{Digest, Sha256};
-    format!(
-        "identities/{}",
-        hex::encode(&Sha256::digest(cert_no.as_bytes())[..16])
-    )
+/// Object-store key of an identity's photo: a blind index of the number (under the data key), so that the store's
+/// listing neither shows the number nor lets a guess of it be checked.
+pub fn photo_key(keys: &crate::domain::seal::KeyRing, cert_no: &str) -> String {
+    format!("identities/{}", keys.index("identity photo", cert_no))
 }
 
 #[async_trait::async_trait]
 impl Authority for LocalRegistry {
     async fn lookup(&self, cert_no: &str, cert_name: &str) -> Result<Lookup, AuthorityError> {
-        let found = identities::find(&self.db, cert_no)
+        let found = identities::find(&self.db, &self.store.keys().ring(), cert_no)
             .await
             .map_err(|e| AuthorityError::Unavailable(e.to_string()))?;
         let Some(i) = found else {

@@ -193,6 +193,8 @@ pub enum HostedError {
     ChallengeExpired,
     #[error("{0}")]
     BadFrames(String),
+    #[error("the person has not agreed to the current consent text")]
+    ConsentRequired,
     #[error("the server is busy")]
     Busy,
     #[error("the identity authority is unavailable")]
@@ -220,6 +222,7 @@ impl HostedError {
             HostedError::ChallengeInvalid => "CHALLENGE_INVALID",
             HostedError::ChallengeExpired => "CHALLENGE_EXPIRED",
             HostedError::BadFrames(_) => "INVALID_FRAMES",
+            HostedError::ConsentRequired => "CONSENT_REQUIRED",
             HostedError::Busy => "SYSTEM_BUSY",
             HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) => "SYSTEM_ERROR",
         }
@@ -235,7 +238,7 @@ impl HostedError {
             | HostedError::AttemptsExhausted
             | HostedError::ChallengeInvalid
             | HostedError::ChallengeExpired => HostedErrorKind::Conflict,
-            HostedError::BadFrames(_) => HostedErrorKind::Invalid,
+            HostedError::BadFrames(_) | HostedError::ConsentRequired => HostedErrorKind::Invalid,
             HostedError::AuthorityUnavailable(_) | HostedError::Internal(_) | HostedError::Busy => {
                 HostedErrorKind::Unavailable
             }
@@ -277,6 +280,10 @@ impl HostedError {
                 "上传的画面无法识别，请重试。",
                 "The captured pictures could not be read. Please try again.",
             ),
+            HostedError::ConsentRequired => (
+                "请先阅读并同意认证说明（页面已更新，请刷新）。",
+                "Please read and agree to the notice first (the page has changed: reload it).",
+            ),
             HostedError::Busy => (
                 "当前认证人数较多，请稍候几秒再试。",
                 "Many verifications are running right now. Please try again in a few seconds.",
@@ -302,6 +309,8 @@ pub struct PageView {
     pub attempts_used: u32,
     pub max_attempts: u32,
     pub retention_days: u32,
+    /// The consent text the page shows, and its version (sent back when the person agrees).
+    pub consent: crate::domain::consent::ConsentText,
 }
 
 /// The result of opening the page.
@@ -457,6 +466,9 @@ impl HostedService {
             attempts_used: attempts::count(&self.db, &v.certify_id).await?,
             max_attempts: settings.max_attempts,
             retention_days: settings.retention_days,
+            consent: crate::domain::consent::ConsentText::of(
+                Product::parse(&v.product).unwrap_or(Product::Face),
+            ),
         })
     }
 
@@ -549,12 +561,26 @@ impl HostedService {
 
     /// Issues the next challenge. Every issued challenge uses up an attempt, so that asking again and again for a
     /// challenge that suits a recorded video does not work.
+    /// The first challenge records the person's consent: `consent` must be the version of the text the page showed
+    /// (the current one for the product).
     pub async fn challenge(
         &self,
         token: &str,
         session: Option<&str>,
+        consent: Option<&str>,
     ) -> Result<(String, u32, u32, Challenge), HostedError> {
         let v = self.in_progress(token, session).await?;
+        let text = crate::domain::consent::ConsentText::of(
+            Product::parse(&v.product).unwrap_or(Product::Face),
+        );
+        match (v.consent_at, consent) {
+            (None, Some(given)) if given == text.version() => {
+                verifications::record_consent(&self.db, &v.certify_id, given, self.clock.now())
+                    .await?;
+            }
+            (None, _) => return Err(HostedError::ConsentRequired),
+            (Some(_), _) => {}
+        }
         let settings = self.settings_for(&v).await?;
         let max_attempts = settings.max_attempts;
         for _ in 0..3 {
@@ -915,9 +941,10 @@ impl HostedService {
         v: &verifications::Verification,
         product: Product,
     ) -> Result<Identity, HostedError> {
-        let subject = verifications::find_subject(&self.db, &v.certify_id)
-            .await?
-            .ok_or(HostedError::TokenInvalid)?;
+        let subject =
+            verifications::find_subject(&self.db, &self.store.keys().ring(), &v.certify_id)
+                .await?
+                .ok_or(HostedError::TokenInvalid)?;
         let lookup = if product.needs_identity() {
             self.authority
                 .lookup(&subject.cert_no, &subject.cert_name)
@@ -1061,10 +1088,10 @@ impl HostedService {
         Ok(())
     }
 
-    /// Deletes kept images older than the retention period (the face image and the merchant's picture of
-    /// verifications decided, or expired, more than `retention_days` ago; a scene may set its own period). Returns
-    /// how many verifications were cleaned.
-    pub async fn purge_images(&self) -> Result<usize, HostedError> {
+    /// Erases the personal data of verifications past the retention period (decided, or expired, more than
+    /// `retention_days` ago; a scene may set its own period): name, ID number, the face image and the merchant's
+    /// picture. The verdict, its checks and the billing record stay. Returns how many verifications were erased.
+    pub async fn purge_personal_data(&self) -> Result<usize, HostedError> {
         let now = self.clock.now();
         let own: Vec<(i64, u32)> = crate::db::scenes::list(&self.db, None)
             .await?
@@ -1081,9 +1108,27 @@ impl HostedService {
         let before = now - i64::from(self.settings.retention_days) * 86_400;
         let others = verifications::Scenes::Except(own.iter().map(|(id, _)| *id).collect());
         cleaned += self.purge_where(before, others, now).await?;
+        if cleaned > 0 {
+            crate::privacy::audit(
+                &self.db,
+                crate::domain::audit::AuditRecord {
+                    at: now,
+                    actor: "system".into(),
+                    action: crate::domain::audit::AuditAction::RetentionPurged,
+                    target: format!("{cleaned} verification(s)"),
+                    detail:
+                        "names, ID numbers and kept images past their scene's retention deleted"
+                            .into(),
+                },
+            )
+            .await
+            .map_err(HostedError::Internal)?;
+        }
         Ok(cleaned)
     }
 
+    /// Erases the personal data of the verifications of `scenes` decided or expired before `before`. Several
+    /// instances may run it at once: each verification is erased by exactly one of them.
     async fn purge_where(
         &self,
         before: i64,
@@ -1092,19 +1137,21 @@ impl HostedService {
     ) -> Result<usize, HostedError> {
         let mut cleaned = 0;
         loop {
-            let batch = verifications::images_older_than(&self.db, before, &scenes, 100).await?;
+            let batch = verifications::unerased_older_than(&self.db, before, &scenes, 100).await?;
             if batch.is_empty() {
                 return Ok(cleaned);
             }
-            for (certify_id, keys) in batch {
-                for k in keys {
-                    self.store
-                        .delete(&k)
-                        .await
-                        .map_err(|e| HostedError::Internal(e.into()))?;
+            for certify_id in batch {
+                if let verifications::Erasure::Erased { objects } =
+                    verifications::erase(&self.db, &certify_id, now).await?
+                {
+                    for k in objects {
+                        if let Err(e) = self.store.delete(&k).await {
+                            tracing::error!(object = %k, error = %e, "a purged verification's image could not be deleted");
+                        }
+                    }
+                    cleaned += 1;
                 }
-                verifications::clear_images(&self.db, &certify_id, now).await?;
-                cleaned += 1;
             }
         }
     }

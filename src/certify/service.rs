@@ -201,9 +201,9 @@ impl CertifyService {
                 return Err(CertifyError::InvalidParameter(RETURN_URL_RULE.into()))
             }
         }
-        let digest = request.digest();
+        let keys = self.store.keys().ring();
         let same_or_conflict = |existing: verifications::Verification| {
-            if existing.request_digest == digest {
+            if request.has_digest(&keys, &existing.request_digest) {
                 Ok(existing.certify_id)
             } else {
                 Err(CertifyError::OuterOrderNoConflict)
@@ -236,6 +236,7 @@ impl CertifyService {
         let outcome = verifications::insert(
             &self.db,
             NewVerification {
+                keys: &keys,
                 certify_id: &certify_id,
                 app_id: &app.app_id,
                 request: &request,
@@ -420,7 +421,13 @@ mod tests {
     fn service() -> CertifyService {
         CertifyService::new(
             DatabaseConnection::default(),
-            ObjectStore::new(std::env::temp_dir()),
+            ObjectStore::new(
+                std::env::temp_dir(),
+                crate::privacy::DataKeys::fixed(crate::domain::seal::KeyRing::new(
+                    crate::domain::seal::DataKey::from_bytes(&[1; 32]),
+                    vec![],
+                )),
+            ),
             ServiceSettings {
                 certify_ttl_secs: 1800,
                 token_ttl_secs: 600,

@@ -30,7 +30,7 @@ pub enum AppCommand {
     /// Access keys of the cloud ID-verification API (`POST /`, version 2019-03-07).
     AccessKey {
         #[command(subcommand)]
-        command: super::keys::AccessKeyCommand,
+        command: super::access_keys::AccessKeyCommand,
     },
 }
 
@@ -76,7 +76,9 @@ pub async fn run(command: AppCommand, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AppCommand::AccessKey { command } => super::keys::run(command, &config, &operator).await,
+        AppCommand::AccessKey { command } => {
+            super::access_keys::run(command, &config, &operator).await
+        }
         AppCommand::Disable { app_id } => {
             operator.disable_app(&app_id).await?;
             println!("disabled app {app_id}");

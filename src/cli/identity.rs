@@ -6,7 +6,6 @@ use clap::Subcommand;
 use shiren::authority::import::{mask_cert_no, mask_name};
 use shiren::config::Config;
 use shiren::operator::Operator;
-use shiren::storage::ObjectStore;
 
 #[derive(Subcommand)]
 pub enum IdentityCommand {
@@ -27,7 +26,6 @@ pub enum IdentityCommand {
 
 pub async fn run(command: IdentityCommand, config: Config) -> anyhow::Result<()> {
     let operator = Operator::open(&config).await?;
-    let store = ObjectStore::new(config.data_dir.join("objects"));
     match command {
         IdentityCommand::Import { csv } => {
             let engine = {
@@ -35,7 +33,7 @@ pub async fn run(command: IdentityCommand, config: Config) -> anyhow::Result<()>
                 tokio::task::spawn_blocking(move || super::face::load_engine(&config)).await??
             };
             let report = operator
-                .import_identities(&store, &engine, &csv, |done, total| {
+                .import_identities(&engine, &csv, |done, total| {
                     eprint!("\rimporting {done}/{total}");
                     if done == total {
                         eprintln!();
@@ -69,7 +67,7 @@ pub async fn run(command: IdentityCommand, config: Config) -> anyhow::Result<()>
             Ok(())
         }
         IdentityCommand::Delete { cert_no } => {
-            let (i, photo_kept) = operator.delete_identity(&store, &cert_no).await?;
+            let (i, photo_kept) = operator.delete_identity(&cert_no).await?;
             if let Some(e) = photo_kept {
                 eprintln!("warning: the photo could not be removed: {e}");
             }

@@ -1,60 +1,63 @@
-//! `shiren app access-key`: access keys of the cloud ID-verification API.
+//! `shiren keys`: the data keys that seal personal data at rest.
 use clap::Subcommand;
 
-use shiren::access_keys::SecretBox;
 use shiren::config::Config;
 use shiren::operator::Operator;
 
 #[derive(Subcommand)]
-pub enum AccessKeyCommand {
-    /// Create an access key of an app; prints `AccessKeyId: …` and `AccessKeySecret: …`. The secret is shown only
-    /// this once (it is stored encrypted).
-    Create { app_id: String },
-    /// List the access keys of an app (never their secrets).
-    List { app_id: String },
-    /// Disable an access key: its calls are then refused with InvalidAccessKeyId.Inactive.
-    Disable { key_id: String },
+pub enum KeysCommand {
+    /// Show the data keys this server holds, those the database knows, and how many values each still seals.
+    Status,
+    /// Put a new data key in use and move every sealed value to it, in batches, with progress. Interrupted, it
+    /// resumes where it stopped when run again (the new key stays; the old one is dropped only at the end).
+    Rotate,
 }
 
-/// A Unix time as `YYYY-MM-DDTHH:MM:SSZ`.
-fn time(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
-}
-
-pub async fn run(
-    command: AccessKeyCommand,
-    config: &Config,
-    operator: &Operator,
-) -> anyhow::Result<()> {
+pub async fn run(command: KeysCommand, config: Config) -> anyhow::Result<()> {
+    let operator = Operator::open(&config).await?;
     match command {
-        AccessKeyCommand::Create { app_id } => {
-            let secrets = SecretBox::from_config(config)?;
-            let (id, secret) = operator.create_access_key(&secrets, &app_id).await?;
-            println!("AccessKeyId: {id}");
-            println!("AccessKeySecret: {}", secret.expose());
-            Ok(())
-        }
-        AccessKeyCommand::List { app_id } => {
-            println!(
-                "{:<24}  {:<8}  {:<20}  last used",
-                "access_key_id", "status", "created"
-            );
-            for k in operator.access_keys(&app_id).await? {
+        KeysCommand::Status => {
+            let s = operator.data_key_status().await?;
+            println!("current key: {}", s.current);
+            if !s.older.is_empty() {
                 println!(
-                    "{:<24}  {:<8}  {:<20}  {}",
-                    k.access_key_id,
-                    if k.active { "active" } else { "disabled" },
-                    time(k.created_at),
-                    k.last_used_at.map(time).unwrap_or_else(|| "never".into())
+                    "older keys:  {} (a rotation is not finished: run `shiren keys rotate`)",
+                    s.older.join(", ")
                 );
             }
+            println!("registered in the database: {}", s.registered.join(", "));
+            println!(
+                "not under the current key: {} verification(s), {} identit(ies), {} object(s) to check",
+                s.pending.verifications, s.pending.identities, s.pending.objects
+            );
             Ok(())
         }
-        AccessKeyCommand::Disable { key_id } => {
-            operator.disable_access_key(&key_id).await?;
-            println!("disabled access key {key_id}");
+        KeysCommand::Rotate => {
+            let report = operator
+                .rotate_data_keys(
+                    |step| eprintln!("{step}"),
+                    |kind, done, total| {
+                        let pct = (done.min(total) * 100).checked_div(total).unwrap_or(100);
+                        eprint!(
+                            "\r  {kind:<13} {done:>8}/{total:<8} {}{} {pct:>3}%",
+                            "#".repeat((pct / 4) as usize),
+                            ".".repeat(25 - (pct / 4) as usize)
+                        );
+                        if done >= total {
+                            eprintln!();
+                        }
+                    },
+                )
+                .await?;
+            println!(
+                "data key {} now seals everything: {} verification(s), {} identit(ies), {} object(s) resealed; \
+                 retired: {}",
+                report.current,
+                report.resealed.verifications,
+                report.resealed.identities,
+                report.resealed.objects,
+                if report.retired.is_empty() { "none".to_string() } else { report.retired.join(", ") }
+            );
             Ok(())
         }
     }

@@ -1,6 +1,8 @@
 //! The `shiren` command line: one module per command group. Commands reach the database only through the
 //! operator's service (`shiren::operator`), as the console and the admin API do.
+mod access_keys;
 mod app;
+mod audit;
 mod billing;
 mod face;
 mod identity;
@@ -8,6 +10,7 @@ mod keys;
 mod models;
 mod scene;
 mod server;
+mod verification;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +70,21 @@ enum Command {
     Billing {
         #[command(subcommand)]
         command: billing::BillingCommand,
+    },
+    /// Verifications: deleting personal data on instruction.
+    Verification {
+        #[command(subcommand)]
+        command: verification::VerificationCommand,
+    },
+    /// The audit log: list it, check its chain.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// The data keys that seal personal data at rest: status and rotation.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
     },
     /// Print the admin API's OpenAPI document (JSON).
     Openapi,
@@ -133,5 +151,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Scene { command } => scene::run(command, config).await,
         Command::Billing { command } => billing::run(command, config).await,
         Command::App { command } => app::run(command, config).await,
+        Command::Keys { command } => keys::run(command, config).await,
+        Command::Verification { command } => verification::run(command, config).await,
+        Command::Audit { command } => audit::run(command, config).await,
     }
 }

@@ -36,8 +36,11 @@ pub mod verification {
         pub biz_code: String,
         pub request_digest: String,
         pub cert_type: String,
+        /// Sealed (see `domain::seal`), like every personal value below.
         pub cert_name: String,
         pub cert_no: String,
+        /// Blind index of the ID number.
+        pub cert_no_index: Option<String>,
         pub return_url: String,
         pub face_reserve_strategy: String,
         pub contrast_picture_key: Option<String>,
@@ -57,6 +60,13 @@ pub mod verification {
         pub callback_token: Option<String>,
         /// `alipay` (the gateway) or `cloud` (the cloud ID-verification API).
         pub api: String,
+        /// When its personal data was erased (on instruction or at the end of its retention).
+        pub erased_at: Option<i64>,
+        /// When the merchant first read its result (`DeleteFaceVerifyResult` with `DeleteAfterQuery` waits for it).
+        pub result_read_at: Option<i64>,
+        /// When the person agreed on the hosted page, and to which text (`domain::consent`).
+        pub consent_at: Option<i64>,
+        pub consent_version: Option<String>,
     }
 
     impl std::fmt::Debug for Model {
@@ -102,8 +112,12 @@ pub mod identity {
     #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "identities")]
     pub struct Model {
+        /// The ID number, sealed like the name and the embedding (clear in a row from before sealing, until the
+        /// start-up pass seals it).
         #[sea_orm(primary_key, auto_increment = false)]
         pub cert_no: String,
+        /// Blind index of the ID number (none in a row from before sealing).
+        pub cert_no_index: Option<String>,
         pub cert_name: String,
         pub photo_key: String,
         pub embedding: String,
@@ -245,6 +259,48 @@ pub mod cloud_nonce {
         #[sea_orm(primary_key, auto_increment = false)]
         pub nonce: String,
         pub seen_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod data_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "data_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key_id: String,
+        /// A known text sealed under the key: proof that a server's key is the one the data was sealed with.
+        pub canary: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod audit_entry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_log")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub seq: i64,
+        pub at: i64,
+        pub actor: String,
+        pub action: String,
+        pub target: String,
+        pub detail: String,
+        pub prev_hash: String,
+        pub hash: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,10 +1,12 @@
 //! The database: connection, migrations, and queries that return domain types.
 pub mod apps;
 pub mod attempts;
+pub mod audit;
 pub mod billing;
 pub mod callbacks;
 pub mod cloud_keys;
 pub mod console_sessions;
+pub mod data_keys;
 mod entities;
 pub mod identities;
 pub mod limits;
@@ -23,6 +25,9 @@ pub use verifications::{NewVerification, Verification};
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url.to_string());
     opts.sqlx_logging(false).max_connections(16);
+    // Deleted or rewritten rows (erased personal data, values resealed under a new key) are overwritten with zeros
+    // in the file, not left in free pages. A per-connection setting: every connection of the pool gets it.
+    opts.map_sqlx_sqlite_opts(|o| o.pragma("secure_delete", "on"));
     let db = Database::connect(opts).await?;
     if url.starts_with("sqlite:") {
         db.execute_unprepared("PRAGMA journal_mode=WAL").await?;
@@ -38,6 +43,13 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 /// Whether the database answers.
 pub async fn ping(db: &DatabaseConnection) -> bool {
     db.ping().await.is_ok()
+}
+
+/// A condition: the stored text is neither empty nor sealed under the data key `key_id` (see `domain::seal`).
+pub(crate) fn not_current(column: impl sea_orm::ColumnTrait, key_id: &str) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(column.ne(""))
+        .add(column.not_like(format!("s1.{key_id}.%")))
 }
 
 /// Whether an error is a unique-constraint violation (a concurrent insert won the race).

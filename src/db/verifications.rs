@@ -6,6 +6,7 @@ use sea_orm::{
 
 use super::entities::{certify_token, verification};
 use crate::domain::request::{InitializeRequest, ReserveStrategy};
+use crate::domain::seal::{KeyRing, OpenError};
 use crate::domain::state::{Event, State, Transition};
 
 /// A stored verification, without personal data (that stays in the database until a decision needs it).
@@ -38,6 +39,13 @@ pub struct Verification {
     pub api: String,
     /// Where the merchant wants to hear that the verification finished (cloud API).
     pub callback_url: Option<String>,
+    /// When its personal data was erased.
+    pub erased_at: Option<i64>,
+    /// When the merchant first read its result.
+    pub result_read_at: Option<i64>,
+    /// When the person agreed on the hosted page, and to which text.
+    pub consent_at: Option<i64>,
+    pub consent_version: Option<String>,
 }
 
 fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
@@ -65,11 +73,35 @@ fn to_domain(m: verification::Model) -> Result<Verification, DbErr> {
         product: m.biz_code,
         api: m.api,
         callback_url: m.callback_url,
+        erased_at: m.erased_at,
+        result_read_at: m.result_read_at,
+        consent_at: m.consent_at,
+        consent_version: m.consent_version,
     })
+}
+
+/// The sealing context of a personal column of a verification: the column and the row, so that a sealed value
+/// copied into another row does not open.
+fn context(column: &str, certify_id: &str) -> String {
+    format!("verifications.{column}|{certify_id}")
+}
+
+/// The blind-index purpose of ID numbers (shared with the registry, so one number has one index).
+pub const CERT_NO_PURPOSE: &str = "cert_no";
+
+/// The form of an ID number that is indexed: trimmed, with an upper-case check letter.
+pub fn index_form(cert_no: &str) -> String {
+    cert_no.trim().to_ascii_uppercase()
+}
+
+fn opened(r: Result<String, OpenError>, certify_id: &str) -> Result<String, DbErr> {
+    r.map_err(|e| DbErr::Custom(format!("verification {certify_id}: {e}")))
 }
 
 /// What initialize stores.
 pub struct NewVerification<'a> {
+    /// The keys that seal the personal values.
+    pub keys: &'a KeyRing,
     pub certify_id: &'a str,
     pub app_id: &'a str,
     pub request: &'a InitializeRequest,
@@ -92,6 +124,8 @@ pub enum InsertOutcome {
 
 fn new_model(new: NewVerification<'_>) -> verification::ActiveModel {
     let r = new.request;
+    let keys = new.keys;
+    let cert_no = r.cert_no.expose();
     let (callback_url, callback_token) = match new.callback {
         Some((u, t)) => (Some(u), t),
         None => (None, None),
@@ -101,10 +135,13 @@ fn new_model(new: NewVerification<'_>) -> verification::ActiveModel {
         app_id: Set(new.app_id.to_string()),
         outer_order_no: Set(r.outer_order_no.clone()),
         biz_code: Set(r.biz_code.clone()),
-        request_digest: Set(r.digest()),
+        request_digest: Set(r.digest(keys)),
         cert_type: Set(r.cert_type.clone()),
-        cert_name: Set(r.cert_name.expose().clone()),
-        cert_no: Set(r.cert_no.expose().clone()),
+        cert_name: Set(keys.seal_text(&context("cert_name", new.certify_id), r.cert_name.expose())),
+        cert_no: Set(keys.seal_text(&context("cert_no", new.certify_id), cert_no)),
+        cert_no_index: Set(
+            (!cert_no.is_empty()).then(|| keys.index(CERT_NO_PURPOSE, &index_form(cert_no)))
+        ),
         return_url: Set(r.return_url.clone()),
         face_reserve_strategy: Set(r.reserve.as_str().into()),
         contrast_picture_key: Set(new.contrast_picture_key),
@@ -123,6 +160,10 @@ fn new_model(new: NewVerification<'_>) -> verification::ActiveModel {
         callback_url: Set(callback_url),
         callback_token: Set(callback_token),
         api: Set(new.api.to_string()),
+        erased_at: Set(None),
+        result_read_at: Set(None),
+        consent_at: Set(None),
+        consent_version: Set(None),
     }
 }
 
@@ -374,17 +415,176 @@ pub struct Subject {
 
 pub async fn find_subject(
     db: &DatabaseConnection,
+    keys: &KeyRing,
     certify_id: &str,
 ) -> Result<Option<Subject>, DbErr> {
-    Ok(verification::Entity::find_by_id(certify_id.to_string())
+    let Some(m) = verification::Entity::find_by_id(certify_id.to_string())
         .one(db)
         .await?
-        .map(|m| Subject {
-            cert_type: m.cert_type,
-            cert_no: m.cert_no,
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Subject {
+        cert_type: m.cert_type,
+        // A row from before sealing opens as it is, until the start-up pass seals it.
+        cert_no: opened(
+            open_or_clear(keys, &context("cert_no", certify_id), &m.cert_no),
+            certify_id,
+        )?,
+        cert_name: opened(
+            open_or_clear(keys, &context("cert_name", certify_id), &m.cert_name),
+            certify_id,
+        )?,
+        contrast_picture_key: m.contrast_picture_key,
+    }))
+}
+
+/// A verification whose personal values are not (all) sealed under the current key.
+pub struct StaleSubject {
+    certify_id: String,
+    cert_name: String,
+    cert_no: String,
+    cert_no_index: Option<String>,
+}
+
+impl StaleSubject {
+    pub fn certify_id(&self) -> &str {
+        &self.certify_id
+    }
+}
+
+/// Up to `limit` verifications after `after` (by certify_id) whose name or number is clear or sealed under an older
+/// key.
+pub async fn stale_subjects(
+    db: &DatabaseConnection,
+    keys: &KeyRing,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<StaleSubject>, DbErr> {
+    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    let id = keys.current().id();
+    Ok(verification::Entity::find()
+        .filter(verification::Column::CertifyId.gt(after))
+        .filter(
+            Condition::any()
+                .add(super::not_current(verification::Column::CertName, id))
+                .add(super::not_current(verification::Column::CertNo, id)),
+        )
+        .order_by_asc(verification::Column::CertifyId)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| StaleSubject {
+            certify_id: m.certify_id,
             cert_name: m.cert_name,
-            contrast_picture_key: m.contrast_picture_key,
-        }))
+            cert_no: m.cert_no,
+            cert_no_index: m.cert_no_index,
+        })
+        .collect())
+}
+
+/// How many verifications' names or numbers are clear or sealed under an older key.
+pub async fn count_stale_subjects(db: &DatabaseConnection, keys: &KeyRing) -> Result<u64, DbErr> {
+    use sea_orm::{Condition, PaginatorTrait};
+    let id = keys.current().id();
+    verification::Entity::find()
+        .filter(
+            Condition::any()
+                .add(super::not_current(verification::Column::CertName, id))
+                .add(super::not_current(verification::Column::CertNo, id)),
+        )
+        .count(db)
+        .await
+}
+
+/// How many kept images (face images and merchants' pictures) verifications refer to.
+pub async fn count_images(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    let faces = verification::Entity::find()
+        .filter(verification::Column::FaceImageKey.is_not_null())
+        .count(db)
+        .await?;
+    let pictures = verification::Entity::find()
+        .filter(verification::Column::ContrastPictureKey.is_not_null())
+        .count(db)
+        .await?;
+    Ok(faces + pictures)
+}
+
+/// A stored value in clear, whether it is sealed (under any key of the ring) or still clear from before sealing.
+fn open_or_clear(keys: &KeyRing, context: &str, stored: &str) -> Result<String, OpenError> {
+    match keys.open_text(context, stored) {
+        Err(OpenError::NotSealed) => Ok(stored.to_string()),
+        other => other,
+    }
+}
+
+/// Seals a stale verification's values under the current key (and re-indexes its number). False when the row
+/// changed meanwhile (another instance resealed it, or it was purged): nothing is written then.
+pub async fn reseal_subject(
+    db: &DatabaseConnection,
+    keys: &KeyRing,
+    row: &StaleSubject,
+) -> Result<bool, DbErr> {
+    let id = &row.certify_id;
+    let name = opened(
+        open_or_clear(keys, &context("cert_name", id), &row.cert_name),
+        id,
+    )?;
+    let number = opened(
+        open_or_clear(keys, &context("cert_no", id), &row.cert_no),
+        id,
+    )?;
+    let index = (!number.is_empty()).then(|| keys.index(CERT_NO_PURPOSE, &index_form(&number)));
+    let mut q = verification::Entity::update_many()
+        .col_expr(
+            verification::Column::CertName,
+            Expr::value(keys.seal_text(&context("cert_name", id), &name)),
+        )
+        .col_expr(
+            verification::Column::CertNo,
+            Expr::value(keys.seal_text(&context("cert_no", id), &number)),
+        )
+        .col_expr(verification::Column::CertNoIndex, Expr::value(index))
+        .filter(verification::Column::CertifyId.eq(id.as_str()))
+        .filter(verification::Column::CertName.eq(row.cert_name.as_str()))
+        .filter(verification::Column::CertNo.eq(row.cert_no.as_str()));
+    q = match &row.cert_no_index {
+        Some(i) => q.filter(verification::Column::CertNoIndex.eq(i.as_str())),
+        None => q.filter(verification::Column::CertNoIndex.is_null()),
+    };
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// The object-store keys of every kept image (face images, merchants' pictures) after `after` (by certify_id),
+/// up to `limit` verifications: for the pass that seals or reseals objects.
+pub async fn image_keys_after(
+    db: &DatabaseConnection,
+    after: &str,
+    limit: u64,
+) -> Result<Vec<(String, Vec<String>)>, DbErr> {
+    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    Ok(verification::Entity::find()
+        .filter(verification::Column::CertifyId.gt(after))
+        .filter(
+            Condition::any()
+                .add(verification::Column::FaceImageKey.is_not_null())
+                .add(verification::Column::ContrastPictureKey.is_not_null()),
+        )
+        .order_by_asc(verification::Column::CertifyId)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| {
+            let keys = [m.face_image_key, m.contrast_picture_key]
+                .into_iter()
+                .flatten()
+                .collect();
+            (m.certify_id, keys)
+        })
+        .collect())
 }
 
 /// Binds an unused token to a browser session. Returns false when the token was already bound (first use won).
@@ -541,14 +741,14 @@ pub enum Scenes {
     Except(Vec<i64>),
 }
 
-/// Kept images (the face image, the merchant's contrast picture) of verifications decided or created before
-/// `before`: their object-store keys, with the verification they belong to.
-pub async fn images_older_than(
+/// Verifications whose personal data is not erased yet, decided or expired before `before`: up to `limit` of their
+/// certify_ids (for the retention purge).
+pub async fn unerased_older_than(
     db: &DatabaseConnection,
     before: i64,
     scenes: &Scenes,
     limit: u64,
-) -> Result<Vec<(String, Vec<String>)>, DbErr> {
+) -> Result<Vec<String>, DbErr> {
     use sea_orm::{Condition, QuerySelect};
     let q = match scenes {
         Scenes::Only(ids) => verification::Entity::find()
@@ -560,39 +760,56 @@ pub async fn images_older_than(
                 .add(verification::Column::SceneId.is_not_in(ids.iter().copied())),
         ),
     };
-    let rows = q
-        .filter(
-            Condition::any()
-                .add(verification::Column::FaceImageKey.is_not_null())
-                .add(verification::Column::ContrastPictureKey.is_not_null()),
-        )
+    q.filter(verification::Column::ErasedAt.is_null())
         .filter(
             Condition::any()
                 .add(verification::Column::DecidedAt.lt(before))
                 .add(verification::Column::ExpiresAt.lt(before)),
         )
+        .select_only()
+        .column(verification::Column::CertifyId)
         .limit(limit)
+        .into_tuple::<String>()
         .all(db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|m| {
-            let keys = [m.face_image_key, m.contrast_picture_key]
-                .into_iter()
-                .flatten()
-                .collect();
-            (m.certify_id, keys)
-        })
-        .collect())
+        .await
 }
 
-/// Forgets the image keys of a verification once its images are deleted.
-pub async fn clear_images(
-    db: &DatabaseConnection,
-    certify_id: &str,
-    now: i64,
-) -> Result<(), DbErr> {
-    verification::Entity::update_many()
+/// What erasing a verification's personal data found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    /// Erased now; these objects (its kept images) are to be deleted from the store.
+    Erased {
+        objects: Vec<String>,
+    },
+    /// Its personal data was erased before.
+    AlreadyErased,
+    NotFound,
+}
+
+/// Erases a verification's personal data: name, number, its index and the keys of its kept images (which the
+/// caller deletes from the store). The verdict, its checks and the billing record stay; an undecided verification
+/// ends (it can no longer be decided without whom it verifies). Exactly one of several concurrent calls erases.
+pub async fn erase(db: &DatabaseConnection, certify_id: &str, now: i64) -> Result<Erasure, DbErr> {
+    let Some(m) = verification::Entity::find_by_id(certify_id.to_string())
+        .one(db)
+        .await?
+    else {
+        return Ok(Erasure::NotFound);
+    };
+    if m.erased_at.is_some() {
+        return Ok(Erasure::AlreadyErased);
+    }
+    let objects: Vec<String> = [m.face_image_key, m.contrast_picture_key]
+        .into_iter()
+        .flatten()
+        .collect();
+    let erased = verification::Entity::update_many()
+        .col_expr(verification::Column::CertName, Expr::value(""))
+        .col_expr(verification::Column::CertNo, Expr::value(""))
+        .col_expr(
+            verification::Column::CertNoIndex,
+            Expr::value(Option::<String>::None),
+        )
         .col_expr(
             verification::Column::FaceImageKey,
             Expr::value(Option::<String>::None),
@@ -601,8 +818,51 @@ pub async fn clear_images(
             verification::Column::ContrastPictureKey,
             Expr::value(Option::<String>::None),
         )
+        .col_expr(verification::Column::ErasedAt, Expr::value(now))
         .col_expr(verification::Column::UpdatedAt, Expr::value(now))
+        .col_expr(
+            verification::Column::ExpiresAt,
+            Expr::value(m.expires_at.min(now)),
+        )
         .filter(verification::Column::CertifyId.eq(certify_id))
+        .filter(verification::Column::ErasedAt.is_null())
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(if erased == 1 {
+        Erasure::Erased { objects }
+    } else {
+        Erasure::AlreadyErased
+    })
+}
+
+/// Records that the person agreed to the consent text `version` (the first time only).
+pub async fn record_consent(
+    db: &DatabaseConnection,
+    certify_id: &str,
+    version: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    verification::Entity::update_many()
+        .col_expr(verification::Column::ConsentAt, Expr::value(now))
+        .col_expr(verification::Column::ConsentVersion, Expr::value(version))
+        .filter(verification::Column::CertifyId.eq(certify_id))
+        .filter(verification::Column::ConsentAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Records that the merchant read the verification's result (the first time only).
+pub async fn mark_result_read(
+    db: &DatabaseConnection,
+    certify_id: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    verification::Entity::update_many()
+        .col_expr(verification::Column::ResultReadAt, Expr::value(now))
+        .filter(verification::Column::CertifyId.eq(certify_id))
+        .filter(verification::Column::ResultReadAt.is_null())
         .exec(db)
         .await?;
     Ok(())

@@ -7,7 +7,11 @@ use sha2::{Digest, Sha256};
 
 use super::error::CertifyError;
 use crate::domain::idcard;
+use crate::domain::seal::KeyRing;
 use crate::domain::sensitive::Sensitive;
+
+/// The blind-index purpose of request digests.
+const DIGEST_PURPOSE: &str = "request digest";
 
 /// Whether the live face image is kept for `query` (`merchant_config.face_reserve_strategy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,9 +51,9 @@ pub struct InitializeRequest {
 }
 
 impl InitializeRequest {
-    /// A digest of everything the request asks for, so a retry with the same content can be recognised
-    /// whatever the key order or encoding of its JSON.
-    pub fn digest(&self) -> String {
+    /// A hash of everything the request asks for, whatever the key order or encoding of its JSON. Not stored as
+    /// such: it covers a name and an ID number, which could be guessed and checked against it.
+    fn content_hash(&self) -> String {
         let mut h = Sha256::new();
         for part in [
             self.outer_order_no.as_str(),
@@ -68,6 +72,19 @@ impl InitializeRequest {
             None => h.update([0u8]),
         }
         hex::encode(h.finalize())
+    }
+
+    /// The stored digest of the request: a blind index of its content hash under the data key, so that a retry
+    /// with the same content can be recognised while the stored value tells nothing about the person.
+    pub fn digest(&self, keys: &KeyRing) -> String {
+        keys.index(DIGEST_PURPOSE, &self.content_hash())
+    }
+
+    /// Whether `stored` is this request's digest under any key of the ring.
+    pub fn has_digest(&self, keys: &KeyRing, stored: &str) -> bool {
+        keys.indexes(DIGEST_PURPOSE, &self.content_hash())
+            .iter()
+            .any(|d| d == stored)
     }
 }
 
@@ -472,7 +489,7 @@ mod tests {
         v["identity_param"] = Value::String(v["identity_param"].to_string());
         v["merchant_config"] = Value::String(v["merchant_config"].to_string());
         let b = parse_initialize(&v.to_string(), limits()).unwrap();
-        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.content_hash(), b.content_hash());
         assert_eq!(a.reserve, ReserveStrategy::Reserve);
         assert_eq!(a.cert_name.expose(), "张三");
         assert!(!format!("{a:?}").contains("张三"));
@@ -484,7 +501,17 @@ mod tests {
         let mut v = good();
         v["identity_param"]["cert_name"] = json!("李四");
         let b = parse_initialize(&v.to_string(), limits()).unwrap();
-        assert_ne!(a.digest(), b.digest());
+        let keys = KeyRing::new(crate::domain::seal::DataKey::from_bytes(&[1; 32]), vec![]);
+        assert_ne!(a.digest(&keys), b.digest(&keys));
+        assert!(a.has_digest(&keys, &a.digest(&keys)));
+        assert!(!b.has_digest(&keys, &a.digest(&keys)));
+        // The digest is keyed: the content hash alone does not match it, and a rotation still recognises it.
+        assert!(!a.has_digest(&keys, &a.content_hash()));
+        let rotated = KeyRing::new(
+            crate::domain::seal::DataKey::from_bytes(&[2; 32]),
+            vec![crate::domain::seal::DataKey::from_bytes(&[1; 32])],
+        );
+        assert!(a.has_digest(&rotated, &a.digest(&keys)));
     }
 
     fn err_of(mutate: impl FnOnce(&mut Value)) -> CertifyError {

@@ -1,11 +1,13 @@
 //! The operator's service: apps, scenes, access keys, verification search, statistics, billing reports, the
 //! registry of identities, admin-token checks and console sessions. The console, the admin API and the CLI all call
 //! it, so each flow exists once; none of them touches the database.
+mod access_keys;
 mod apps;
+mod audit;
 mod auth;
 mod billing;
+mod data_keys;
 mod identities;
-mod keys;
 mod scenes;
 mod search;
 mod stats;
@@ -14,6 +16,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::console::throttle::Throttle;
 use crate::domain::calendar::Calendar;
+use crate::storage::ObjectStore;
 
 pub use crate::console::throttle::Attempt;
 pub use crate::db::apps::{App, AppStatus};
@@ -23,9 +26,12 @@ pub use crate::db::cloud_keys::StoredKey;
 pub use crate::db::identities::Identity;
 pub use crate::db::stats::Window;
 pub use crate::db::verifications::{Subject, Verification};
+pub use crate::domain::audit::AuditEntry;
 pub use crate::domain::scene::{Scene, SceneChanges, SceneSettings, LIVENESS_LEVELS};
+pub use audit::{Actor, ChainReport};
 pub use auth::token_matches;
 pub use billing::{checked_filter, month_filter};
+pub use data_keys::{DataKeyStatus, RotationReport};
 pub use scenes::SceneRequest;
 pub use search::{Outcome, VerificationDetail, VerificationQuery};
 pub use stats::{Overview, WindowStats};
@@ -79,14 +85,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The operator's service over one database.
 pub struct Operator {
     db: DatabaseConnection,
+    /// The object store, whose data keys also seal the personal columns.
+    store: ObjectStore,
     settings: OperatorSettings,
     throttle: Throttle,
 }
 
 impl Operator {
-    pub fn new(db: DatabaseConnection, settings: OperatorSettings) -> Operator {
+    pub fn new(db: DatabaseConnection, store: ObjectStore, settings: OperatorSettings) -> Operator {
         Operator {
             db,
+            store,
             settings,
             throttle: Throttle::default(),
         }
@@ -95,7 +104,9 @@ impl Operator {
     /// The service of a command: opens (and migrates) the configured database.
     pub async fn open(config: &crate::config::Config) -> anyhow::Result<Operator> {
         let settings = OperatorSettings::from_config(config);
-        Ok(Operator::new(crate::open_database(config).await?, settings))
+        let db = crate::open_database(config).await?;
+        let store = crate::open_store(config, &db).await?;
+        Ok(Operator::new(db, store, settings))
     }
 
     /// Seconds since the Unix epoch.

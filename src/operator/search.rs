@@ -136,7 +136,12 @@ impl Operator {
             None => None,
         };
         Ok(VerificationDetail {
-            subject: verifications::find_subject(&self.db, &v.certify_id).await?,
+            subject: verifications::find_subject(
+                &self.db,
+                &self.store.keys().ring(),
+                &v.certify_id,
+            )
+            .await?,
             scene,
             attempts: crate::db::attempts::list(&self.db, &v.certify_id).await?,
             billing: crate::db::billing::for_verification(&self.db, &v.certify_id).await?,

@@ -1,7 +1,7 @@
 // The operator console in real headless Chromium (Debian's /usr/bin/chromium) through playwright-core, as an
 // operator uses it: login (wrong token refused, right token in), overview with its SVG charts and scene filter,
 // search by certify_id and by outer_order_no (checks with scores and thresholds, masked name and ID number, the
-// kept face image), apps (create, disable, the gateway key), scenes (create with a liveness setting), POSTs without
+// kept face image), deleting a verification's personal data with a confirmation, apps (create, disable, the gateway key), scenes (create with a liveness setting), POSTs without
 // or with a wrong CSRF token refused, billing by month with the CSV download, logout.
 //
 // Run by tests/suite/console.rs with one JSON argument:
@@ -114,6 +114,22 @@ function ok(cond, what, detail) {
     ok(fhtml.includes('LIVENESS_ACTION_OPEN_MOUTH') && fhtml.includes('retry') && fhtml.includes('✗ fail'), 'a failed verification shows its failed check and the retry');
     const noFace = await page.request.get(`${o.url}/console/verifications/nothing/face.jpg`);
     ok(noFace.status() === 404, 'no image where none is kept', noFace.status());
+
+    // Deletion on instruction: the button needs its confirmation ticked; afterwards the verdict stays and the
+    // personal data is gone.
+    await page.goto(`${o.url}/console/verifications?q=console-order-02`);
+    ok(await page.locator('#delete').count() === 1, 'a verification with personal data offers its deletion');
+    await page.click('#delete button');
+    ok(page.url().includes('q=console-order-02') && await page.locator('#delete').count() === 1, 'without the confirmation nothing is sent');
+    await shot('delete-confirm');
+    await page.check('#delete input[name=confirm]');
+    await Promise.all([page.waitForNavigation(), page.click('#delete button')]);
+    text = await page.innerText('#verification');
+    ok(await page.locator('#erased').count() === 1 && await page.locator('#delete').count() === 0, 'the page says the personal data is deleted', text.slice(0, 400));
+    ok(!text.includes(o.name[0] + '**') && text.includes('LIVENESS_ACTION_OPEN_MOUTH'), 'name gone, verdict kept', text.slice(0, 600));
+    await shot('deleted');
+    const again = await page.request.post(`${o.url}/console/verifications/nothing/delete`, { form: { confirm: 'yes' } });
+    ok(again.status() === 403, 'a delete without the CSRF token is refused', again.status());
 
     // Apps: the gateway key, create (a bad key is refused with a message), disable.
     await page.goto(`${o.url}/console/apps`);

@@ -586,11 +586,54 @@ fn suite(backend: Backend) {
         &s,
         &server,
         &[
+            // Deletion on instruction: with DeleteAfterQuery=Y only once the result was read.
+            call(
+                "delete-unread",
+                "tea",
+                "DeleteFaceVerifyResult",
+                json!({"CertifyId": id, "DeleteAfterQuery": "Y"}),
+                json!({}),
+            ),
             call(
                 "describe-contrast",
                 "tea",
                 "DescribeFaceVerify",
                 json!({"SceneId": ID_MIN, "CertifyId": id}),
+                json!({}),
+            ),
+            call(
+                "delete-after-read",
+                "tea",
+                "DeleteFaceVerifyResult",
+                json!({"CertifyId": id, "DeleteAfterQuery": "Y"}),
+                json!({}),
+            ),
+            call(
+                "delete-again",
+                "tea",
+                "DeleteFaceVerifyResult",
+                json!({"CertifyId": id}),
+                json!({}),
+            ),
+            call(
+                "describe-after-delete",
+                "tea",
+                "DescribeFaceVerify",
+                json!({"SceneId": ID_MIN, "CertifyId": id}),
+                json!({}),
+            ),
+            call(
+                "delete-unknown",
+                "tea",
+                "DeleteFaceVerifyResult",
+                json!({"CertifyId": "nosuchid"}),
+                json!({}),
+            ),
+            call(
+                "delete-bad-flag",
+                "legacy",
+                "DeleteFaceVerifyResult",
+                json!({"CertifyId": id, "DeleteAfterQuery": "maybe"}),
                 json!({}),
             ),
             call(
@@ -605,6 +648,40 @@ fn suite(backend: Backend) {
     );
     assert_eq!(result(&r2, "describe-contrast")["Passed"], "T");
     assert_eq!(code(&r2, "describe-unknown"), "406");
+    assert_eq!(
+        result(&r2, "delete-unread")["DeleteResult"],
+        "N",
+        "{}",
+        r2["delete-unread"]
+    );
+    assert_eq!(
+        result(&r2, "delete-unread")["FailReason"],
+        "NEED_QUERY_VERIFY_RESULT"
+    );
+    assert_eq!(
+        result(&r2, "delete-after-read")["DeleteResult"],
+        "Y",
+        "{}",
+        r2["delete-after-read"]
+    );
+    assert_eq!(result(&r2, "delete-after-read")["CertifyId"], id.as_str());
+    assert_eq!(result(&r2, "delete-again")["DeleteResult"], "N");
+    assert_eq!(
+        result(&r2, "delete-again")["FailReason"],
+        "NOT_DELETE_REPEATEDLY"
+    );
+    // The verdict outlives the personal data.
+    assert_eq!(result(&r2, "describe-after-delete")["Passed"], "T");
+    assert_eq!(code(&r2, "delete-unknown"), "406");
+    assert_eq!(code(&r2, "delete-bad-flag"), "401");
+    let audit = s
+        .inst
+        .db
+        .with(|db| async move { shiren::db::audit::newest(&db, None, 10).await.unwrap() });
+    assert_eq!(audit.len(), 1, "one deletion audited");
+    assert_eq!(audit[0].record.action.as_str(), "verification.delete");
+    assert_eq!(audit[0].record.target, id);
+    assert!(audit[0].record.actor.starts_with("cloud-api:"));
     assert_eq!(code(&r2, "init-id-pro"), "200");
     let url = result(&r2, "init-id-pro")["CertifyUrl"].as_str().unwrap();
     assert!(
@@ -705,6 +782,11 @@ fn suite(backend: Backend) {
             "billing day in UTC+14:00"
         );
     }
+    // After server-side verdicts from pictures and videos, picture URLs and a registry import: nothing in clear.
+    let scanned = s
+        .inst
+        .assert_nothing_personal_in_clear(&["张伟", "王强", "李娜"]);
+    println!("nothing personal in clear in {scanned} bytes of database and objects");
 }
 
 #[test]

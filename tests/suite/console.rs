@@ -82,7 +82,7 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
     let now = chrono::Utc::now().timestamp();
     let today = now.div_euclid(DAY);
     let mut s = Seeded::default();
-    let store = shiren::storage::ObjectStore::new(data_dir.join("objects"));
+    let store = common::store_at(data_dir);
     let reasons = [
         "LIVENESS_ACTION_OPEN_MOUTH",
         "FACE_MISMATCH",
@@ -120,6 +120,7 @@ async fn seed(db: sea_orm::DatabaseConnection, data_dir: &Path) -> Seeded {
         verifications::insert(
             &db,
             verifications::NewVerification {
+                keys: &store.keys().ring(),
                 certify_id: &id,
                 app_id: app,
                 request: &req,
@@ -373,7 +374,7 @@ fn real_decision(url: &str) -> Value {
     let ch: Value = client
         .post(format!("{page_url}/challenge"))
         .header("cookie", &cookie)
-        .json(&json!({}))
+        .json(&common::consent())
         .send()
         .unwrap()
         .json()
@@ -547,6 +548,22 @@ fn console_run(backend: Backend) {
         .text()
         .unwrap();
     assert_eq!(api_csv, csv, "the console's CSV is the admin API's export");
+
+    // The console's views of personal data and its deletion are in the audit log.
+    let audit = admin_get(&srv.url, "/audit?limit=500");
+    let entries = audit["items"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "verification.delete" && e["actor"] == "console"),
+        "{audit}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "personal_data.view" && e["target"] == seeded.face_id.as_str()),
+        "{audit}"
+    );
 
     // A real decision, then /metrics over HTTP after all that traffic.
     let verdict = real_decision(&srv.url);
@@ -724,6 +741,7 @@ fn strict_scenes_challenge_three_actions() {
             ..Default::default()
         };
         let db = shiren::open_database(&config).await.unwrap();
+        let store = shiren::open_store(&config, &db).await.unwrap();
         let engine = Arc::new(
             shiren::face::engine::OnnxEngine::load(common::installed_models(), Default::default())
                 .unwrap(),
@@ -734,7 +752,7 @@ fn strict_scenes_challenge_three_actions() {
             .unwrap();
         let url = format!("http://{}", acceptor.local_addr()[0].as_socket_addr().unwrap());
         let key = shiren::protocol::alipay::SigningKey::generate().unwrap();
-        let ctx = shiren::build_context(config, db.clone(), key, url.clone(), engine).unwrap();
+        let ctx = shiren::build_context(config, db.clone(), store, key, url.clone(), engine).unwrap();
         tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(shiren::build_app(ctx.clone())));
         let client = reqwest::Client::new();
         for (app_id, strict) in [(APP_ID, true), (OTHER_APP, false)] {
@@ -771,7 +789,7 @@ fn strict_scenes_challenge_three_actions() {
                     let ch: Value = client
                         .post(format!("{url}/h5/certify/{token}/challenge"))
                         .header("cookie", &cookie)
-                        .json(&json!({}))
+                        .json(&common::consent())
                         .send()
                         .await
                         .unwrap()

@@ -126,7 +126,7 @@ fn killed_during_decisions(backend: Backend) {
         .unwrap();
     rt.block_on(async {
         let db = shiren::db::connect(&inst.db.url).await.unwrap();
-        let store = shiren::storage::ObjectStore::new(inst.dir.path().join("data/objects"));
+        let store = inst.store();
         let certify = shiren::certify::CertifyService::new(
             db.clone(),
             store,
@@ -159,7 +159,7 @@ fn killed_during_decisions(backend: Backend) {
             let ch: Value = client
                 .post(format!("{base}/h5/certify/{token}/challenge"))
                 .header("cookie", &cookie)
-                .json(&json!({}))
+                .json(&common::consent())
                 .send()
                 .await
                 .unwrap()
@@ -212,7 +212,7 @@ fn killed_during_decisions(backend: Backend) {
             let ch: Value = client
                 .post(format!("{}/h5/certify/{}/challenge", server2.addr, o.token))
                 .header("cookie", &o.cookie)
-                .json(&json!({}))
+                .json(&common::consent())
                 .send()
                 .await
                 .unwrap()

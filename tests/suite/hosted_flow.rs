@@ -395,6 +395,7 @@ fn suite(backend: Backend, full: bool) {
     passing_person(&s, &server, &m);
     another_person(&s, &server, &m);
     if !full {
+        sealed_at_rest(&s);
         return;
     }
 
@@ -534,6 +535,15 @@ fn suite(backend: Backend, full: bool) {
         .unwrap()
         .contains("TOKEN_EXPIRED"));
     println!("screenshots in {}", s.shots.display());
+    sealed_at_rest(&s);
+}
+
+/// After the gateway, the hosted page and the registry import have stored what they store: none of it in clear.
+fn sealed_at_rest(s: &Setup) {
+    let scanned = s
+        .inst
+        .assert_nothing_personal_in_clear(&["李四", "王五", "赵, 六"]);
+    println!("nothing personal in clear in {scanned} bytes of database and objects");
 }
 
 #[test]

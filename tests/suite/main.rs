@@ -22,5 +22,6 @@ mod liveness_videos;
 mod metering;
 mod openapi;
 mod picture_fetch;
+mod privacy;
 mod retention;
 mod video;

@@ -202,6 +202,7 @@ async fn start(inst: &Instance, max_attempts: u32) -> Running {
     config.testing.fixed_challenge = Some(vec!["turn_left".into(), "open_mouth".into()]);
     config.testing.skip_colour_check = true;
     let db = shiren::open_database(&config).await.unwrap();
+    let store = shiren::open_store(&config, &db).await.unwrap();
     let engine = Arc::new(
         shiren::face::engine::OnnxEngine::load(common::installed_models(), Default::default())
             .unwrap(),
@@ -213,7 +214,7 @@ async fn start(inst: &Instance, max_attempts: u32) -> Running {
     let addr = *acceptor.local_addr()[0].as_socket_addr().unwrap();
     let url = format!("http://{addr}");
     let key = shiren::protocol::alipay::SigningKey::generate().unwrap();
-    let ctx = shiren::build_context(config, db, key, url.clone(), engine).unwrap();
+    let ctx = shiren::build_context(config, db, store, key, url.clone(), engine).unwrap();
     tokio::spawn(poem::Server::new_with_acceptor(acceptor).run(shiren::build_app(ctx.clone())));
     Running { ctx, url }
 }
@@ -256,7 +257,7 @@ async fn begin(
     let ch: Value = client
         .post(format!("{}/h5/certify/{token}/challenge", r.url))
         .header("cookie", &cookie)
-        .json(&json!({}))
+        .json(&common::consent())
         .send()
         .await
         .unwrap()
@@ -384,7 +385,7 @@ fn metering_run(backend: Backend) {
                 let again = client
                     .post(format!("{}/h5/certify/{token}/challenge", r2.url))
                     .header("cookie", &cookie)
-                    .json(&json!({}))
+                    .json(&common::consent())
                     .send()
                     .await
                     .unwrap();

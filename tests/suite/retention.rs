@@ -7,9 +7,10 @@ use shiren::certify::hosted::{HostedService, HostedSettings};
 use shiren::certify::service::ServiceSettings;
 use shiren::certify::{CertifyService, Clock};
 use shiren::db::NewApp;
+
+use crate::common;
 use shiren::face::engine::{Face, FaceEngine};
 use shiren::protocol::alipay::SigningKey;
-use shiren::storage::ObjectStore;
 
 struct At(i64);
 
@@ -41,7 +42,7 @@ async fn images_are_deleted_after_their_retention() {
     .await
     .unwrap();
     shiren::db::migrate(&db).await.unwrap();
-    let store = ObjectStore::new(dir.path().join("objects"));
+    let store = common::store_at(dir.path());
     let now = chrono::Utc::now().timestamp();
     let app = shiren::db::apps::insert(
         &db,
@@ -106,18 +107,44 @@ async fn images_are_deleted_after_their_retention() {
     };
     // Within the retention period (the verification expired, but 30 days have not passed): kept.
     assert_eq!(
-        hosted_at(now + 29 * 86_400).purge_images().await.unwrap(),
+        hosted_at(now + 29 * 86_400)
+            .purge_personal_data()
+            .await
+            .unwrap(),
         0
     );
     assert!(store.get(&key).await.unwrap().is_some());
-    // After it: deleted, and the verification forgets the key.
+    // After it: the images, the name and the number are gone; the verification stays, erased.
     assert_eq!(
-        hosted_at(now + 31 * 86_400).purge_images().await.unwrap(),
+        hosted_at(now + 31 * 86_400)
+            .purge_personal_data()
+            .await
+            .unwrap(),
         1
     );
     assert!(store.get(&key).await.unwrap().is_none());
+    let v = shiren::db::verifications::find(&db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(v.erased_at.is_some());
+    let subject = shiren::db::verifications::find_subject(&db, &store.keys().ring(), &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        hosted_at(now + 32 * 86_400).purge_images().await.unwrap(),
+        (subject.cert_name.as_str(), subject.cert_no.as_str()),
+        ("", "")
+    );
+    assert_eq!(subject.contrast_picture_key, None);
+    let audit = shiren::db::audit::newest(&db, None, 10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].record.action.as_str(), "retention.purge");
+    assert_eq!(
+        hosted_at(now + 32 * 86_400)
+            .purge_personal_data()
+            .await
+            .unwrap(),
         0
     );
 }

@@ -189,6 +189,7 @@ impl CloudService {
             "ContrastFaceVerify" => self.contrast_face_verify(app, params).await,
             "CompareFaceVerify" => self.compare_face_verify(app, params).await,
             "LivenessFaceVerify" => self.liveness_face_verify(app, params).await,
+            "DeleteFaceVerifyResult" => self.delete_face_verify_result(app, params).await,
             _ => return Ok(CloudOutcome::UnknownAction),
         };
         Ok(match result {
@@ -429,9 +430,9 @@ impl CloudService {
         callback: Option<(String, Option<String>)>,
         verdict: Option<DecidedCall>,
     ) -> Result<String, CloudError> {
-        let digest = request.digest();
+        let keys = self.store.keys().ring();
         let same_or_conflict = |existing: Verification| {
-            if existing.request_digest == digest {
+            if request.has_digest(&keys, &existing.request_digest) {
                 Ok(existing.certify_id)
             } else {
                 Err(CloudError::invalid(
@@ -457,6 +458,7 @@ impl CloudService {
         };
         let now = self.clock.now();
         let new = NewVerification {
+            keys: &keys,
             certify_id: &certify_id,
             app_id: &app.app_id,
             request,
@@ -540,7 +542,51 @@ impl CloudService {
                 ))
             }
         }
+        if v.result_read_at.is_none() {
+            verifications::mark_result_read(&self.db, &v.certify_id, self.clock.now())
+                .await
+                .map_err(internal)?;
+        }
         Ok(self.result_object(&v))
+    }
+
+    // ----- DeleteFaceVerifyResult -----
+
+    /// Deletes a verification's personal data (name, ID number, kept images) on the merchant's instruction; the
+    /// verdict and billing record stay. `DeleteAfterQuery=Y` deletes only a result the merchant has read with
+    /// `DescribeFaceVerify` (else `NEED_QUERY_VERIFY_RESULT`); a second deletion answers `NOT_DELETE_REPEATEDLY`.
+    async fn delete_face_verify_result(&self, app: &App, params: &Params) -> Outcome {
+        let id = required(params, "CertifyId")?;
+        let after_query = match params::optional(params, "DeleteAfterQuery") {
+            None | Some("N") => false,
+            Some("Y") => true,
+            Some(_) => return Err(CloudError::invalid("DeleteAfterQuery must be Y or N")),
+        };
+        let v = self.owned(app, id).await?;
+        let refused = |reason: &str| json!({ "CertifyId": v.certify_id, "DeleteResult": "N", "FailReason": reason });
+        if v.erased_at.is_some() {
+            return Ok(refused("NOT_DELETE_REPEATEDLY"));
+        }
+        if after_query && v.result_read_at.is_none() {
+            return Ok(refused("NEED_QUERY_VERIFY_RESULT"));
+        }
+        let actor = format!("cloud-api:{}", app.app_id);
+        match crate::privacy::erase_verification(
+            &self.db,
+            &self.store,
+            id,
+            &actor,
+            self.clock.now(),
+        )
+        .await
+        .map_err(internal)?
+        {
+            crate::privacy::Erasure::Erased { .. } => {
+                Ok(json!({ "CertifyId": v.certify_id, "DeleteResult": "Y" }))
+            }
+            crate::privacy::Erasure::AlreadyErased => Ok(refused("NOT_DELETE_REPEATEDLY")),
+            crate::privacy::Erasure::NotFound => Err(CloudError::no_certify_id()),
+        }
     }
 
     /// The `ResultObject` of a decided verification.
@@ -768,7 +814,9 @@ impl CloudService {
             .await
             .map_err(internal)?
         {
-            Some(v) if v.request_digest == request.digest() => Ok(Some(self.result_object(&v))),
+            Some(v) if request.has_digest(&self.store.keys().ring(), &v.request_digest) => {
+                Ok(Some(self.result_object(&v)))
+            }
             Some(_) => Err(CloudError::invalid(
                 "OuterOrderNo was already used for another request of this app",
             )),

@@ -21,6 +21,12 @@
       consent_intro: '{merchant}请你完成实人认证：确认是真人在操作，并且就是{merchant}提交的这位本人。',
       consent_what_h: '收集哪些信息',
       consent_what: '本次检测过程中摄像头拍到的面部画面；以及{merchant}提交的你的姓名和身份证号。',
+      consent_intro_picture: '{merchant}请你完成人脸核验：确认是真人在操作，并且与{merchant}提供的照片是同一人。',
+      consent_what_picture: '本次检测过程中摄像头拍到的面部画面，用来与{merchant}提供的照片比对。',
+      consent_why_picture: '只用于确认镜头前是真人，并且与该照片是同一人，不用于其他目的。',
+      consent_intro_liveness: '{merchant}请你完成活体检测：确认镜头前是真人在操作。',
+      consent_what_liveness: '本次检测过程中摄像头拍到的面部画面。',
+      consent_why_liveness: '只用于确认镜头前是真人，不用于其他目的。',
       consent_why_h: '用来做什么',
       consent_why: '只用于确认镜头前是真人，并且与该身份一致，不用于其他目的。',
       consent_keep_h: '保存多久',
@@ -91,6 +97,12 @@
       consent_intro: '{merchant} asks you to verify yourself: to confirm that a live person is here and that it is the person {merchant} named.',
       consent_what_h: 'What is collected',
       consent_what: 'Camera frames of your face during this check, and the name and ID number that {merchant} sent.',
+      consent_intro_picture: '{merchant} asks you to verify yourself: to confirm that a live person is here and that it is the person in the photo {merchant} provided.',
+      consent_what_picture: 'Camera frames of your face during this check, compared with the photo {merchant} provided.',
+      consent_why_picture: 'Only to confirm that a live person is in front of the camera and that this person is the one in that photo. Nothing else.',
+      consent_intro_liveness: '{merchant} asks you to confirm that a live person is in front of the camera.',
+      consent_what_liveness: 'Camera frames of your face during this check.',
+      consent_why_liveness: 'Only to confirm that a live person is in front of the camera. Nothing else.',
       consent_why_h: 'Why',
       consent_why: 'Only to confirm that a live person is in front of the camera and that this person matches that identity. Nothing else.',
       consent_keep_h: 'How long it is kept',
@@ -165,6 +177,8 @@
     merchant: d.merchantName || '',
     retentionDays: int(d.retentionDays, 0),
     reserve: d.reserve === 'true' || d.reserve === '1',
+    consentKind: d.consentKind || 'identity',
+    consentVersion: d.consentVersion || '',
     state: d.state || 'open',
     returnUrl: d.returnUrl || '',
     resultCode: d.resultCode || '',
@@ -203,6 +217,8 @@
     for (var i = 0; i < nodes.length; i++) {
       var key = nodes[i].getAttribute('data-i18n');
       if (key === 'consent_keep') key = cfg.reserve ? 'consent_keep_reserve' : 'consent_keep_discard';
+      // Products that name nobody have their own texts, which say nothing of names or ID numbers.
+      if (cfg.consentKind !== 'identity' && STR['zh-CN'][key + '_' + cfg.consentKind]) key = key + '_' + cfg.consentKind;
       nodes[i].textContent = t(key);
     }
     $('lang').setAttribute('aria-label', t('lang_switch_label'));
@@ -410,7 +426,7 @@
     $('arrow').textContent = '';
     $('bar-fill').style.width = '0';
     show('capture');
-    post('challenge', {}, 20000).then(function (r) {
+    post('challenge', { consent_version: cfg.consentVersion }, 20000).then(function (r) {
       if (r.status === 200 && r.json && r.json.challenge_id) {
         challenge = r.json;
         if (challenge.attempt) vars.attempt = challenge.attempt;

@@ -117,6 +117,11 @@ impl Instance {
         Instance { dir, db, env }
     }
 
+    /// The object store of this instance's data dir, sealing with its data key (created when the server has not).
+    pub fn store(&self) -> shiren::storage::ObjectStore {
+        store_at(&self.dir.path().join("data"))
+    }
+
     /// A `shiren` command with this instance's environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_shiren"));
@@ -142,6 +147,86 @@ impl Instance {
         let p = self.dir.path().join(name);
         std::fs::write(&p, contents).unwrap();
         p
+    }
+
+    /// Asserts that nothing personal lies in clear in the instance's database (the SQLite files, or a `pg_dump` of the
+    /// PostgreSQL database) and object store: no ID number (any 18-character number with its check character), none
+    /// of `names`, and no JPEG, PNG or WebP (by their magic bytes, raw or base64). Returns how many bytes it looked at.
+    pub fn assert_nothing_personal_in_clear(&self, names: &[&str]) -> usize {
+        let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
+        match &self.db.pg_name {
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let p = self.dir.path().join(format!("shiren.sqlite{suffix}"));
+                    if let Ok(b) = std::fs::read(&p) {
+                        blobs.push((p.display().to_string(), b));
+                    }
+                }
+            }
+            Some(_) => {
+                let out = Command::new("pg_dump")
+                    .args(["--data-only", "--dbname", &self.db.url])
+                    .output()
+                    .expect("pg_dump (postgresql-client) must be installed");
+                assert!(
+                    out.status.success(),
+                    "pg_dump: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                blobs.push(("pg_dump".into(), out.stdout));
+            }
+        }
+        let objects = self.dir.path().join("data").join("objects");
+        let mut stack = vec![objects];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    blobs.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        assert!(!blobs.is_empty(), "nothing to scan");
+        // Distinctive markers of each format, wherever they sit, raw or base64 (the sealed text's alphabet is
+        // base64url, which has no '/'); objects must not start with an image's first bytes either.
+        let markers: [&[u8]; 8] = [
+            b"JFIF\x00",
+            b"Exif\x00",
+            b"\x89PNG\r\n\x1a\n",
+            b"WEBPVP8",
+            b"/9j/4",
+            b"iVBORw0KGgo",
+            b"UklGR",
+            b"SUkqA",
+        ];
+        let starts: [&[u8]; 3] = [b"\xff\xd8\xff", b"\x89PNG", b"RIFF"];
+        let mut scanned = 0;
+        for (what, b) in &blobs {
+            scanned += b.len();
+            if let Some(at) = id_number_at(b) {
+                panic!("{what}: an ID number in clear at byte {at}");
+            }
+            for n in names {
+                assert!(
+                    !b.windows(n.len()).any(|w| w == n.as_bytes()),
+                    "{what}: a name in clear"
+                );
+            }
+            for m in markers {
+                assert!(
+                    !b.windows(m.len()).any(|w| w == m),
+                    "{what}: image bytes in clear ({m:?})"
+                );
+            }
+            if what.contains("objects") {
+                for m in starts {
+                    assert!(!b.starts_with(m), "{what}: an image in clear");
+                }
+            }
+        }
+        scanned
     }
 
     /// Starts `shiren serve` on `bind` and waits until it prints its address.
@@ -379,4 +464,42 @@ pub fn d3_challenge_material(dir: &Path) -> Option<(Vec<Vec<u8>>, PathBuf)> {
         files.iter().map(|f| std::fs::read(f).unwrap()).collect(),
         photo,
     ))
+}
+
+/// The object store of a data dir, sealing with the data key of its key file (as `shiren serve` on that dir does).
+pub fn store_at(data_dir: &Path) -> shiren::storage::ObjectStore {
+    shiren::storage::ObjectStore::new(
+        data_dir.join("objects"),
+        shiren::privacy::DataKeys::from_file(&data_dir.join(shiren::privacy::keys::KEY_FILE))
+            .unwrap(),
+    )
+}
+
+/// Where the first run of exactly 18 characters that reads as an ID number lies: 17 digits and a digit or `X`,
+/// with no digit on either side.
+pub fn id_number_at(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 18 <= b.len() {
+        let run = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if run == 0 {
+            i += 1;
+            continue;
+        }
+        let before_ok = i == 0 || !b[i - 1].is_ascii_digit();
+        let end = i + run;
+        let whole = before_ok
+            && (run == 18 || (run == 17 && matches!(b.get(end), Some(b'X') | Some(b'x'))))
+            && !b.get(i + 18).is_some_and(|c| c.is_ascii_digit());
+        if whole && b[i] != b'0' {
+            return Some(i);
+        }
+        i = end.max(i + 1);
+    }
+    None
+}
+
+/// The body of a first challenge request of a verification that names a person (FACE, ID_PRO): the consent the page
+/// sends once the person agrees.
+pub fn consent() -> serde_json::Value {
+    serde_json::json!({"consent_version": shiren::domain::consent::ConsentText::Identity.version()})
 }

@@ -205,7 +205,7 @@ fn open_session(s: &Setup, order: &str) -> Session {
         .unwrap_or_else(|| panic!("{node}"))
         .to_string();
     let token = s.inst.db.with(|db| async move {
-        let store = shiren::storage::ObjectStore::new(std::env::temp_dir());
+        let store = s.inst.store();
         let certify = shiren::certify::CertifyService::new(
             db.clone(),
             store,
@@ -238,7 +238,7 @@ fn open_session(s: &Setup, order: &str) -> Session {
     let ch: Value = client
         .post(format!("{}/h5/certify/{token}/challenge", s.server.addr))
         .header("cookie", &cookie)
-        .json(&json!({}))
+        .json(&common::consent())
         .send()
         .unwrap()
         .json()

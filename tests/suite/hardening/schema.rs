@@ -71,7 +71,7 @@ fn create_app(inst: &Instance, app_id: &str, key: usize) {
 /// Twelve verifications over the last three days, of two apps (one with a scene): undecided, failed and passed,
 /// the decided ones with their verdict and (passed) billing record written in one transaction, as the server does.
 /// Returns the certify_ids.
-async fn seed(db: sea_orm::DatabaseConnection) -> Vec<String> {
+async fn seed(db: sea_orm::DatabaseConnection, keys: shiren::domain::seal::KeyRing) -> Vec<String> {
     use shiren::db::verifications::{self, NewVerification, Verdict};
     let now = chrono::Utc::now().timestamp();
     let mut ids = Vec::new();
@@ -101,6 +101,7 @@ async fn seed(db: sea_orm::DatabaseConnection) -> Vec<String> {
         .unwrap();
         let id = format!("schema{i:02}{}", hex::encode(rand::random::<[u8; 10]>()));
         let new = NewVerification {
+            keys: &keys,
             certify_id: &id,
             app_id: app,
             request: &request,
@@ -313,7 +314,8 @@ fn admin_api_answers_as_its_openapi_document_says() {
         "--scene-id",
         &SCENE.to_string(),
     ]);
-    let ids = inst.db.with(seed);
+    let keys = inst.store().keys().ring();
+    let ids = inst.db.with(|db| seed(db, keys));
     let mut server = inst.serve_with(
         "127.0.0.1:0".parse().unwrap(),
         // Errors only: the refused guesses below would each log a warning.

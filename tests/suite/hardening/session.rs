@@ -200,7 +200,7 @@ fn challenge(link: &str, cookie: &str) -> (u16, Value) {
     let r = client()
         .post(format!("{link}/challenge"))
         .header("cookie", cookie)
-        .json(&json!({}))
+        .json(&common::consent())
         .send()
         .unwrap();
     (r.status().as_u16(), r.json().unwrap_or(Value::Null))

@@ -484,7 +484,7 @@ fn private_files_after_a_real_verification_and_the_page_headers() {
     let ch: Value = c
         .post(format!("{}{page_path}/challenge", srv.addr))
         .header("cookie", &cookie)
-        .json(&json!({}))
+        .json(&common::consent())
         .send()
         .unwrap()
         .json()

@@ -190,6 +190,7 @@ async function runPage(opts) {
       handled = screen;
       switch (screen) {
         case 'consent':
+          result.consentText = await page.innerText('#consent');
           await click(o.cancel ? '#decline' : '#agree');
           break;
         case 'ready':

@@ -111,7 +111,12 @@ function checkUpload(body, ch) {
 }
 
 function startMock({ port = 0, host = '127.0.0.1', onLog = null } = {}) {
-  const sessions = new Map();   // token -> {attempts, step, plan, challenge, decided, cancelled}
+  /** The consent text a token's product shows: tokens named `lrfr-…` are LR_FR, `pvfv-…` PV_FV, others name a person. */
+function consentKind(token) {
+  return token.startsWith('lrfr') ? 'liveness' : token.startsWith('pvfv') ? 'picture' : 'identity';
+}
+
+const sessions = new Map();   // token -> {attempts, step, plan, challenge, decided, cancelled}
   const log = [];
   if (onLog) log.push = (...items) => { items.forEach(onLog); return Array.prototype.push.apply(log, items); };
   const session = (token) => {
@@ -160,6 +165,8 @@ function startMock({ port = 0, host = '127.0.0.1', onLog = null } = {}) {
         certify_id: cid,
         merchant_name: '示例商户 Example Shop <&>',
         retention_days: 30,
+        consent_kind: consentKind(token),
+        consent_version: `2026-12-07.${consentKind(token)}`,
         reserve: u.searchParams.get('reserve') !== '0',
         max_attempts: 3,
         attempts_left: 3 - s.attempts,
@@ -187,6 +194,11 @@ function startMock({ port = 0, host = '127.0.0.1', onLog = null } = {}) {
           return json(200, { return_url: `${base}/merchant/return?certify_id=${cid}`, result: { resultStatus: '6001', result: null } });
         }
         if (what === 'challenge') {
+          // The page sends the version of the consent text the person agreed to, as the real server requires.
+          const consent = body && body.consent_version;
+          if (consent !== `2026-12-07.${consentKind(token)}`) {
+            return err(400, 'CONSENT_REQUIRED', '请先阅读并同意认证说明。', 'Please agree to the notice first.');
+          }
           if (token.startsWith('exhausted')) {
             return err(409, 'ATTEMPTS_EXHAUSTED', '尝试次数已用完。', 'No attempts are left.');
           }

@@ -115,6 +115,17 @@ const scriptErrors = (r) => r.consoleErrors.filter((e) => !/Failed to load resou
           ok(b && b.y >= 0 && b.y + b.height <= vp.height && b.x >= 0 && b.x + b.width <= vp.width, `${vp.width}x${vp.height}: ${sel} on screen without scrolling`, b);
         }
         ok(errors.length === 0, 'no console errors on the consent', errors);
+        // The text matches the product: LR_FR and PV_FV collect no name or ID number and do not speak of them.
+        for (const [token, shows] of [['lrfr-consent', false], ['pvfv-consent', false], ['pass-consent', true]]) {
+          for (const lang of ['zh-CN', 'en']) {
+            await page.goto(`${mock.url}/h5/certify/${token}?lang=${lang}`);
+            await page.waitForSelector('#consent:not([hidden])');
+            const text = await page.innerText('#consent');
+            const names = /姓名|身份证|\bname\b|ID number/.test(text);
+            ok(names === shows, `${vp.width}x${vp.height}: ${token} (${lang}) consent ${shows ? 'names' : 'does not name'} the name and ID number`, text);
+            if (vp.width === 390 && shots) await page.screenshot({ path: path.join(shots, `consent-${token}-${lang}.png`) });
+          }
+        }
         await ctx.close();
       }
       const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });

@@ -338,6 +338,50 @@ fn suite(backend: Backend) {
         .get("verifyScore")
         .is_none());
 
+    // The consent text matches the product: only ID_PRO speaks of a name and an ID number. Each verification
+    // records the version the person agreed to.
+    let lr_text = v
+        .pointer("/page/consentText")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    assert!(!lr_text.is_empty(), "{v}");
+    for word in ["姓名", "身份证", "name", "ID number"] {
+        assert!(
+            !lr_text.contains(word),
+            "LR_FR's consent mentions {word}: {lr_text}"
+        );
+    }
+    let consents = s.inst.db.with(|db| async move {
+        use sea_orm::{ConnectionTrait, Statement};
+        db.query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT biz_code, consent_version FROM verifications WHERE consent_at IS NOT NULL"
+                .to_string(),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "biz_code").unwrap(),
+                r.try_get::<String>("", "consent_version").unwrap(),
+            )
+        })
+        .collect::<Vec<_>>()
+    });
+    for (product, version) in [
+        ("ID_PRO", "identity"),
+        ("PV_FV", "picture"),
+        ("LR_FR", "liveness"),
+    ] {
+        let expected = format!("{}.{version}", shiren::domain::consent::TEXTS_OF);
+        assert!(
+            consents.iter().any(|(p, v)| p == product && *v == expected),
+            "{product}: {consents:?}"
+        );
+    }
+
     // Refusals at InitFaceVerify are business errors with the documented codes.
     let v = case(
         &s,

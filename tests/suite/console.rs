@@ -487,6 +487,9 @@ fn console_run(backend: Backend) {
         },
         "shots": shots,
     });
+    // The month's totals before the browser deletes a verification's personal data: deletion keeps the bill.
+    let (from, to) = shiren::console::month_days(&month).unwrap();
+    let daily_before = admin_get(&srv.url, &format!("/billing/daily?from={from}&to={to}"));
     let one = common::browser();
     let browser_started = Instant::now();
     let out = Command::new("node")
@@ -507,8 +510,11 @@ fn console_run(backend: Backend) {
 
     // The month's CSV from the console equals the admin API's totals for the month, per app, scene, product and
     // event, and in sum; and its rows are the admin API's export of the same days.
-    let (from, to) = shiren::console::month_days(&month).unwrap();
     let daily = admin_get(&srv.url, &format!("/billing/daily?from={from}&to={to}"));
+    assert_eq!(
+        daily, daily_before,
+        "the month's reconciliation is unchanged by the deletion"
+    );
     let mut api: BTreeMap<String, u64> = BTreeMap::new();
     for i in daily["items"].as_array().unwrap() {
         *api.entry(format!(

@@ -475,27 +475,21 @@ pub fn store_at(data_dir: &Path) -> shiren::storage::ObjectStore {
     )
 }
 
-/// Where the first run of exactly 18 characters that reads as an ID number lies: 17 digits and a digit or `X`,
-/// with no digit on either side.
+/// Where the first ID number lies: 17 digits and a check character (a digit or `X`) that is right under GB 11643,
+/// standing alone (no letter or digit on either side, so that runs of digits inside hex strings and base64 do not
+/// count).
 pub fn id_number_at(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 18 <= b.len() {
-        let run = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if run == 0 {
-            i += 1;
-            continue;
-        }
-        let before_ok = i == 0 || !b[i - 1].is_ascii_digit();
-        let end = i + run;
-        let whole = before_ok
-            && (run == 18 || (run == 17 && matches!(b.get(end), Some(b'X') | Some(b'x'))))
-            && !b.get(i + 18).is_some_and(|c| c.is_ascii_digit());
-        if whole && b[i] != b'0' {
-            return Some(i);
-        }
-        i = end.max(i + 1);
-    }
-    None
+    let alone = |i: usize| b.get(i).is_none_or(|c| !c.is_ascii_alphanumeric());
+    (0..b.len().saturating_sub(17)).find(|&i| {
+        let cand = &b[i..i + 18];
+        (i == 0 || alone(i - 1))
+            && alone(i + 18)
+            && cand[..17].iter().all(u8::is_ascii_digit)
+            && (cand[17].is_ascii_digit() || cand[17] == b'X' || cand[17] == b'x')
+            && std::str::from_utf8(cand).is_ok_and(|s| {
+                shiren::domain::idcard::with_check_char(&s[..17]).eq_ignore_ascii_case(s)
+            })
+    })
 }
 
 /// The body of a first challenge request of a verification that names a person (FACE, ID_PRO): the consent the page

@@ -197,10 +197,14 @@ fn open(link: &str, cookie: Option<&str>) -> (u16, Option<String>, String) {
 }
 
 fn challenge(link: &str, cookie: &str) -> (u16, Value) {
+    challenge_with(link, cookie, &common::consent())
+}
+
+fn challenge_with(link: &str, cookie: &str, body: &Value) -> (u16, Value) {
     let r = client()
         .post(format!("{link}/challenge"))
         .header("cookie", cookie)
-        .json(&common::consent())
+        .json(body)
         .send()
         .unwrap();
     (r.status().as_u16(), r.json().unwrap_or(Value::Null))
@@ -645,7 +649,18 @@ fn retried_init_face_verify_gives_the_same_page() {
     }
     assert_eq!(count_tokens(&inst, id), 1);
     assert_eq!(open(url, None).0, 403, "a second browser");
-    assert_eq!(challenge(url, &cookie.unwrap()).0, 200, "the first browser");
+    // LR_FR names nobody: the consent of a product that names a person is not the one its page showed.
+    let cookie = cookie.unwrap();
+    let (status, refused) = challenge(url, &cookie);
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["code"], "CONSENT_REQUIRED");
+    let liveness =
+        json!({"consent_version": shiren::domain::consent::ConsentText::Liveness.version()});
+    assert_eq!(
+        challenge_with(url, &cookie, &liveness).0,
+        200,
+        "the first browser"
+    );
 }
 
 #[test]

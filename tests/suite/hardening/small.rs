@@ -552,5 +552,14 @@ fn private_files_after_a_real_verification_and_the_page_headers() {
         header(&r, "x-content-type-options").as_deref(),
         Some("nosniff")
     );
-    assert_eq!(r.bytes().unwrap().as_ref(), std::fs::read(&face).unwrap());
+    // On disk the image is sealed; the link serves it opened.
+    let served = r.bytes().unwrap();
+    assert!(served.starts_with(b"\xff\xd8\xff"), "a JPEG is served");
+    let stored = std::fs::read(&face).unwrap();
+    assert!(stored.starts_with(b"SHS1") && !stored.starts_with(b"\xff\xd8"));
+    assert_eq!(
+        served.len() + 4 + 16 + 12 + 16,
+        stored.len(),
+        "the stored object is the image, sealed"
+    );
 }

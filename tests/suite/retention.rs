@@ -92,6 +92,64 @@ async fn images_are_deleted_after_their_retention() {
     let key = format!("contrast/{id}");
     assert!(store.get(&key).await.unwrap().is_some());
 
+    // A decided, billed verification beside it: its personal data goes too, its verdict and billing record stay.
+    let decided_biz = serde_json::json!({
+        "outer_order_no": "r2",
+        "biz_code": "FACE",
+        "identity_param": {"identity_type": "CERT_INFO", "cert_type": "IDENTITY_CARD", "cert_name": "李四",
+            "cert_no": shiren::domain::idcard::with_check_char("11010119900307002")},
+        "merchant_config": {"return_url": "https://m.example/back"},
+    })
+    .to_string();
+    let decided_req = shiren::domain::request::parse_initialize(
+        &decided_biz,
+        shiren::domain::request::Limits {
+            max_contrast_picture_bytes: 1 << 20,
+            today: chrono::Utc::now().date_naive(),
+        },
+    )
+    .unwrap();
+    let ring = store.keys().ring();
+    shiren::db::verifications::insert_decided(
+        &db,
+        shiren::db::verifications::NewVerification {
+            keys: &ring,
+            certify_id: "decided-r2",
+            app_id: &app.app_id,
+            request: &decided_req,
+            contrast_picture_key: None,
+            scene_id: None,
+            now,
+            expires_at: now + 1800,
+            api: "alipay",
+            callback: None,
+        },
+        shiren::db::verifications::Verdict {
+            certify_id: "decided-r2",
+            passed: true,
+            fail_reason: None,
+            decision_json: "{}",
+            identity_info: "{}",
+            material_info: "{}",
+            face_image_key: None,
+            billing: shiren::billing::billing_event(
+                "FACE",
+                true,
+                &app.app_id,
+                None,
+                "r2",
+                shiren::billing::Calendar::UTC,
+            ),
+            callback_code: "200",
+        },
+    )
+    .await
+    .unwrap();
+    let billed_before = shiren::db::billing::list(&db, &Default::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(billed_before.len(), 1);
+
     let hosted_at = |t: i64| {
         HostedService::new(
             db.clone(),
@@ -120,7 +178,24 @@ async fn images_are_deleted_after_their_retention() {
             .purge_personal_data()
             .await
             .unwrap(),
-        1
+        2
+    );
+    let d = shiren::db::verifications::find(&db, "decided-r2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.passed, d.erased_at.is_some()), (Some(true), true));
+    let s2 = shiren::db::verifications::find_subject(&db, &ring, "decided-r2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((s2.cert_name.as_str(), s2.cert_no.as_str()), ("", ""));
+    let billed_after = shiren::db::billing::list(&db, &Default::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        billed_after, billed_before,
+        "the billing record stays as it was"
     );
     assert!(store.get(&key).await.unwrap().is_none());
     let v = shiren::db::verifications::find(&db, &id)

@@ -11,6 +11,7 @@ use ring::aead;
 use sea_orm::DatabaseConnection;
 
 use crate::config::Config;
+use crate::privacy::keys::parse_key;
 
 /// The prefix of every access key id this server issues.
 pub const KEY_ID_PREFIX: &str = "SRAK";
@@ -119,10 +120,6 @@ impl SecretBox {
             .ok()?;
         String::from_utf8(plain.to_vec()).ok().map(Secret)
     }
-}
-
-fn parse_key(text: &str) -> Option<[u8; 32]> {
-    hex::decode(text.trim()).ok()?.try_into().ok()
 }
 
 /// Reads the key file, or creates it (32 random bytes as hex, mode 0600) when it does not exist.

@@ -256,6 +256,12 @@ pub async fn reseal(db: &DatabaseConnection, keys: &KeyRing, stored: &str) -> Re
     Ok(q.exec(db).await?.rows_affected == 1)
 }
 
+/// How many identities there are (each has a photo).
+pub async fn count(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    identity::Entity::find().count(db).await
+}
+
 /// The photo keys of all identities (for the pass that seals or reseals objects).
 pub async fn photo_keys(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
     use sea_orm::QuerySelect;

@@ -176,8 +176,7 @@ pub async fn pending(db: &DatabaseConnection, ring: &KeyRing) -> anyhow::Result<
     Ok(Pending {
         verifications: db::verifications::count_stale_subjects(db, ring).await?,
         identities: db::identities::count_stale(db, ring).await?,
-        objects: db::verifications::count_images(db).await?
-            + db::identities::photo_keys(db).await?.len() as u64,
+        objects: db::verifications::count_images(db).await? + db::identities::count(db).await?,
     })
 }
 

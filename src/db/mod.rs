@@ -15,7 +15,12 @@ pub mod stats;
 pub mod verifications;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use std::time::{Duration, Instant};
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, Statement, TransactionTrait,
+};
 
 pub use apps::{App, AppStatus, NewApp};
 pub use verifications::{NewVerification, Verification};
@@ -35,9 +40,83 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Ok(db)
 }
 
-/// Brings the schema up to date.
+/// How long an instance waits for another one's migration before it gives up.
+const MIGRATION_WAIT: Duration = Duration::from_secs(600);
+
+/// Brings the schema up to date, one instance at a time: any number of instances may start together on a fresh
+/// database; the first migrates while the others wait for it, then find nothing left to do. The lock is the
+/// database's own, held on the connection that migrates: PostgreSQL's transaction-scoped advisory lock, MySQL's
+/// named lock, SQLite's write lock on the file (taken by the transaction's first statement, a write).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    let backend = db.get_database_backend();
+    let txn = begin_migration(db, backend).await?;
+    let migrated = Migrator::up(&txn, None).await;
+    if backend == DbBackend::MySql {
+        // A named lock belongs to the session, not to the transaction (DDL commits implicitly in MySQL).
+        txn.execute_unprepared("DO RELEASE_LOCK('shiren_migration')")
+            .await?;
+    }
+    migrated?;
+    txn.commit().await
+}
+
+/// A transaction on one connection that holds the migration lock.
+async fn begin_migration(
+    db: &DatabaseConnection,
+    backend: DbBackend,
+) -> Result<DatabaseTransaction, DbErr> {
+    let started = Instant::now();
+    loop {
+        let txn = db.begin().await?;
+        let locked = match backend {
+            // 0x7368_6972 is "shir": the same key for every shiren database on the server is fine, as a
+            // migration takes well under a second.
+            DbBackend::Postgres => txn
+                .execute_unprepared("SELECT pg_advisory_xact_lock(1936222578)")
+                .await
+                .map(|_| true),
+            DbBackend::MySql => {
+                let wait = MIGRATION_WAIT.as_secs();
+                let got = txn
+                    .query_one(Statement::from_string(
+                        backend,
+                        format!("SELECT GET_LOCK('shiren_migration', {wait}) AS got"),
+                    ))
+                    .await?
+                    .and_then(|row| row.try_get::<Option<i64>>("", "got").ok().flatten());
+                Ok(got == Some(1))
+            }
+            // Setting the header's application id is a write: the transaction takes the file's write lock at
+            // once, waiting up to SQLite's busy timeout for another writer, and errs if it cannot.
+            DbBackend::Sqlite => match txn
+                .execute_unprepared("PRAGMA application_id = 1936222578")
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) if is_busy(&e) => Ok(false),
+                Err(e) => Err(e),
+            },
+        };
+        match locked {
+            Ok(true) => return Ok(txn),
+            Ok(false) if started.elapsed() < MIGRATION_WAIT && backend == DbBackend::Sqlite => {
+                txn.rollback().await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(false) => {
+                return Err(DbErr::Custom(format!(
+                    "another instance held the migration lock for more than {} s",
+                    MIGRATION_WAIT.as_secs()
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether SQLite answered "database is locked" (another connection holds the write lock).
+fn is_busy(e: &DbErr) -> bool {
+    e.to_string().contains("database is locked")
 }
 
 /// Whether the database answers.

@@ -206,7 +206,7 @@ const sessions = new Map();   // token -> {attempts, step, plan, challenge, deci
           const actions = ['open_mouth', acts.find((a) => a !== 'open_mouth')].sort(() => Math.random() - 0.5);
           s.challenge = {
             challenge_id: crypto.randomBytes(8).toString('hex'), attempt: s.attempts + 1, max_attempts: 3,
-            actions, baseline_ms: 1500, action_ms: 2500,
+            actions, baseline_ms: 900, action_ms: 1200,
             flash: [{ rgb: [255, 0, 0], start_ms: 100, ms: 300 }, { rgb: [0, 255, 0], start_ms: 500, ms: 300 },
               { rgb: [0, 0, 255], start_ms: 900, ms: 300 }],
             fps: 8, max_side: 480, jpeg_quality: 0.85,

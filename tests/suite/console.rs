@@ -7,10 +7,9 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{Backend, Instance};
 use serde_json::{json, Value};
@@ -266,25 +265,7 @@ fn serve(inst: &Instance, env: &[(&str, &str)], log: &Path) -> Serve {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let url = match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(a) => a,
-        Err(_) => {
-            let _ = child.kill();
-            panic!(
-                "shiren serve did not start: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-    };
+    let url = common::listening_address(&mut child);
     Serve { child, url }
 }
 

@@ -17,6 +17,7 @@ mod face_engine;
 mod fault;
 mod hardening;
 mod hosted_flow;
+mod instances;
 mod liveness_photo_attacks;
 mod liveness_videos;
 mod metering;

@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use shiren::protocol::alipay::SigningKey;
 
@@ -16,12 +16,18 @@ use shiren::protocol::alipay::SigningKey;
 pub enum Backend {
     Sqlite,
     Postgres,
+    MariaDb,
 }
 
 /// PostgreSQL server used by the tests (trust auth); override with `SHIREN_TEST_POSTGRES_URL`.
 pub fn postgres_base() -> String {
     std::env::var("SHIREN_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// MariaDB (or MySQL) server used by the tests (root, no password); override with `SHIREN_TEST_MYSQL_URL`.
+pub fn mysql_base() -> String {
+    std::env::var("SHIREN_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -34,7 +40,15 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A fresh, empty database for one test; PostgreSQL databases are dropped again when this is dropped.
 pub struct TestDb {
     pub url: String,
-    pg_name: Option<String>,
+    server: Option<(Backend, String)>,
+}
+
+/// The base URL of a database server and the database to connect to for creating and dropping others.
+fn server_of(backend: Backend) -> (String, &'static str) {
+    match backend {
+        Backend::MariaDb => (mysql_base(), "test"),
+        _ => (postgres_base(), "postgres"),
+    }
 }
 
 impl TestDb {
@@ -42,23 +56,24 @@ impl TestDb {
         match backend {
             Backend::Sqlite => TestDb {
                 url: format!("sqlite://{}?mode=rwc", dir.join("shiren.sqlite").display()),
-                pg_name: None,
+                server: None,
             },
-            Backend::Postgres => {
+            Backend::Postgres | Backend::MariaDb => {
                 let name = format!("shiren_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+                let (base, admin_db) = server_of(backend);
                 runtime().block_on(async {
                     use sea_orm::ConnectionTrait;
-                    let admin = shiren::db::connect(&format!("{}/postgres", postgres_base()))
+                    let admin = shiren::db::connect(&format!("{base}/{admin_db}"))
                         .await
-                        .expect("PostgreSQL must be reachable at SHIREN_TEST_POSTGRES_URL (default 127.0.0.1:5432)");
+                        .unwrap_or_else(|e| panic!("the test database server {base} must be reachable (SHIREN_TEST_POSTGRES_URL, SHIREN_TEST_MYSQL_URL): {e}"));
                     admin
                         .execute_unprepared(&format!("CREATE DATABASE {name}"))
                         .await
                         .unwrap();
                 });
                 TestDb {
-                    url: format!("{}/{name}", postgres_base()),
-                    pg_name: Some(name),
+                    url: format!("{base}/{name}"),
+                    server: Some((backend, name)),
                 }
             }
         }
@@ -80,15 +95,16 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some(name) = &self.pg_name {
+        if let Some((backend, name)) = &self.server {
+            let (base, admin_db) = server_of(*backend);
+            let drop = match backend {
+                Backend::MariaDb => format!("DROP DATABASE IF EXISTS {name}"),
+                _ => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            };
             runtime().block_on(async {
                 use sea_orm::ConnectionTrait;
-                if let Ok(admin) =
-                    shiren::db::connect(&format!("{}/postgres", postgres_base())).await
-                {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
+                if let Ok(admin) = shiren::db::connect(&format!("{base}/{admin_db}")).await {
+                    let _ = admin.execute_unprepared(&drop).await;
                 }
             });
         }
@@ -154,7 +170,7 @@ impl Instance {
     /// of `names`, and no JPEG, PNG or WebP (by their magic bytes, raw or base64). Returns how many bytes it looked at.
     pub fn assert_nothing_personal_in_clear(&self, names: &[&str]) -> usize {
         let mut blobs: Vec<(String, Vec<u8>)> = Vec::new();
-        match &self.db.pg_name {
+        match &self.db.server {
             None => {
                 for suffix in ["", "-wal", "-shm"] {
                     let p = self.dir.path().join(format!("shiren.sqlite{suffix}"));
@@ -163,17 +179,28 @@ impl Instance {
                     }
                 }
             }
-            Some(_) => {
-                let out = Command::new("pg_dump")
-                    .args(["--data-only", "--dbname", &self.db.url])
+            Some((backend, name)) => {
+                let mut dump = match backend {
+                    Backend::MariaDb => {
+                        let mut c = Command::new("mariadb-dump");
+                        c.args(["--no-create-info", "-h", "127.0.0.1", "-u", "root", name]);
+                        c
+                    }
+                    _ => {
+                        let mut c = Command::new("pg_dump");
+                        c.args(["--data-only", "--dbname", &self.db.url]);
+                        c
+                    }
+                };
+                let out = dump
                     .output()
-                    .expect("pg_dump (postgresql-client) must be installed");
+                    .expect("pg_dump (postgresql-client) and mariadb-dump (mariadb-client) must be installed");
                 assert!(
                     out.status.success(),
-                    "pg_dump: {}",
+                    "{dump:?}: {}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                blobs.push(("pg_dump".into(), out.stdout));
+                blobs.push((format!("{dump:?}"), out.stdout));
             }
         }
         let objects = self.dir.path().join("data").join("objects");
@@ -206,7 +233,12 @@ impl Instance {
         for (what, b) in &blobs {
             scanned += b.len();
             if let Some(at) = id_number_at(b) {
-                panic!("{what}: an ID number in clear at byte {at}");
+                // The test's own numbers are synthetic: show where it sits, to tell a leak from a chance match.
+                let around = &b[at.saturating_sub(120)..(at + 140).min(b.len())];
+                panic!(
+                    "{what}: an ID number in clear at byte {at}: {:?}",
+                    String::from_utf8_lossy(around)
+                );
             }
             for n in names {
                 assert!(
@@ -236,31 +268,63 @@ impl Instance {
 
     /// Starts `shiren serve` with extra environment variables.
     pub fn serve_with(&self, bind: SocketAddr, extra: &[(&str, &str)]) -> Server {
-        let mut child = self
-            .cmd(&["serve"])
-            .env("SHIREN_BIND", bind.to_string())
-            .envs(extra.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
+        let extra: Vec<(String, String)> = extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        serve_env(&self.env, &extra, bind)
+    }
+}
+
+/// Starts `shiren serve` on `bind` with the environment `env` then `extra` (which wins), and waits until it prints
+/// its address. Its log (stderr) is kept in the `Server` and passed on to the test's output.
+pub fn serve_env(env: &[(String, String)], extra: &[(String, String)], bind: SocketAddr) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shiren"))
+        .arg("serve")
+        .env_remove("SHIREN_CONFIG")
+        .envs(env.iter().chain(extra).map(|(k, v)| (k, v)))
+        .env("SHIREN_BIND", bind.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    std::thread::spawn({
+        let log = log.clone();
+        move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+                if log.len() < 4 << 20 {
+                    log.push_str(&line);
+                    log.push('\n');
                 }
             }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("shiren serve did not start within 120 s");
+        }
+    });
+    let addr = listening_address(&mut child);
+    Server { child, addr, log }
+}
+
+/// Waits until a starting `shiren serve` (stdout piped) prints the address it listens on; kills it and panics when it
+/// has not within 120 s.
+pub fn listening_address(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("the server's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                let _ = tx.send(addr.to_string());
             }
-        };
-        Server { child, addr }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("shiren serve did not start within 120 s");
+        }
     }
 }
 
@@ -269,12 +333,18 @@ pub struct Server {
     child: Child,
     /// `http://ip:port` as printed by the server.
     pub addr: String,
+    log: Arc<Mutex<String>>,
 }
 
 impl Server {
     /// The public base URL the server derives from its bound address (port 80 omitted).
     pub fn public_url(&self) -> String {
         self.addr.trim_end_matches(":80").to_string()
+    }
+
+    /// What the server has logged so far (its first 4 MiB).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn kill(&mut self) {
@@ -340,13 +410,65 @@ pub fn loopback_port_80() -> SocketAddr {
 static CORES: RwLock<()> = RwLock::new(());
 
 /// Held by a test while it drives headless Chromium: one browser at a time, and no heavy test meanwhile.
-pub fn browser() -> RwLockWriteGuard<'static, ()> {
-    CORES.write().unwrap_or_else(|e| e.into_inner())
+pub fn browser() -> CoreLease<RwLockWriteGuard<'static, ()>> {
+    let asked = Instant::now();
+    CoreLease::new(
+        "browser",
+        asked,
+        CORES.write().unwrap_or_else(|e| e.into_inner()),
+    )
 }
 
 /// Held for its whole run by a test that keeps the cores busy for long (take it once, at the start of the test).
-pub fn heavy() -> RwLockReadGuard<'static, ()> {
-    CORES.read().unwrap_or_else(|e| e.into_inner())
+pub fn heavy() -> CoreLease<RwLockReadGuard<'static, ()>> {
+    let asked = Instant::now();
+    CoreLease::new(
+        "heavy",
+        asked,
+        CORES.read().unwrap_or_else(|e| e.into_inner()),
+    )
+}
+
+/// A held share of the cores. With `SHIREN_TEST_LOCK_LOG=FILE`, each lease appends `test kind waited_s held_s` to
+/// FILE when it ends, which shows where the suite's schedule leaves a core idle.
+pub struct CoreLease<G> {
+    kind: &'static str,
+    asked: Instant,
+    got: Instant,
+    _guard: G,
+}
+
+impl<G> CoreLease<G> {
+    fn new(kind: &'static str, asked: Instant, guard: G) -> Self {
+        CoreLease {
+            kind,
+            asked,
+            got: Instant::now(),
+            _guard: guard,
+        }
+    }
+}
+
+impl<G> Drop for CoreLease<G> {
+    fn drop(&mut self) {
+        let Some(log) = std::env::var_os("SHIREN_TEST_LOCK_LOG") else {
+            return;
+        };
+        let line = format!(
+            "{} {} {:.1} {:.1}\n",
+            std::thread::current().name().unwrap_or("?"),
+            self.kind,
+            (self.got - self.asked).as_secs_f64(),
+            self.got.elapsed().as_secs_f64()
+        );
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log);
+        if let Ok(mut file) = file {
+            let _ = std::io::Write::write_all(&mut file, line.as_bytes());
+        }
+    }
 }
 
 /// Merchant key pairs are slow to generate in debug builds of dependencies; share a few in the suite.

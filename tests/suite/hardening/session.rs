@@ -6,7 +6,6 @@
 //!   leads to the same link every time (one token row), a second browser is told `TOKEN_USED` while the first goes
 //!   on, InitFaceVerify retried gives the same CertifyUrl, and the tokens of expired verifications are purged.
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,22 +38,7 @@ impl Serve {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("shiren serve did not start within 120 s");
-            }
-        };
+        let addr = common::listening_address(&mut child);
         Serve { child, addr }
     }
 

@@ -71,11 +71,21 @@ impl MigrationTrait for Migration {
                     .await?;
             }
             for col in [Identities::CertName, Identities::CertNo] {
+                let mut def = ColumnDef::new(col);
+                // The sealed number is the registry's primary key: MySQL keys no TEXT column (error 1170), so there
+                // it is a string wide enough for a sealed number (about 80 characters).
+                if manager.get_database_backend()
+                    == sea_orm_migration::sea_orm::DatabaseBackend::MySql
+                {
+                    def.string_len(255);
+                } else {
+                    def.text();
+                }
                 manager
                     .alter_table(
                         Table::alter()
                             .table(Identities::Table)
-                            .modify_column(ColumnDef::new(col).text().not_null())
+                            .modify_column(def.not_null())
                             .to_owned(),
                     )
                     .await?;

@@ -33,13 +33,15 @@ pub fn client_ip(req: &Request) -> std::net::IpAddr {
 
 /// An attempt with the admin token `given` from the client of `req`, decided and counted by the shared throttle
 /// (the console's login and the admin API both come here); refusals are logged, as `what`'s, without the token.
-pub fn admin_token_attempt(
+pub async fn admin_token_attempt(
     ctx: &AppContext,
     req: &Request,
     given: &str,
     what: &'static str,
 ) -> Attempt {
-    ctx.operator.admin_attempt(client_ip(req), given, what)
+    ctx.operator
+        .admin_attempt(client_ip(req), given, what)
+        .await
 }
 
 /// Why the admin token of a request was refused. The checker of [`AdminAuth`] returns it, and [`refusal`] turns it
@@ -68,7 +70,7 @@ impl poem::error::ResponseError for TokenRefused {
 
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<()> {
     let ctx = req.data::<Arc<AppContext>>().ok_or(TokenRefused::Wrong)?;
-    match admin_token_attempt(ctx, req, &bearer.token, "admin API") {
+    match admin_token_attempt(ctx, req, &bearer.token, "admin API").await {
         Attempt::Valid => Ok(()),
         Attempt::Wrong => Err(TokenRefused::Wrong.into()),
         Attempt::Locked { retry_after } => Err(TokenRefused::Locked { retry_after }.into()),

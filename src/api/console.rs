@@ -243,7 +243,7 @@ async fn login(
     if !ctx.console.enabled() {
         return login_form(ctx, StatusCode::FORBIDDEN, None);
     }
-    match super::admin::admin_token_attempt(ctx, req, f.token.trim(), "console login") {
+    match super::admin::admin_token_attempt(ctx, req, f.token.trim(), "console login").await {
         Attempt::Valid => {}
         Attempt::Wrong => {
             return login_form(

@@ -2,7 +2,6 @@
 //! `api::console` with the templates under `templates/console/`.
 pub mod chart;
 pub mod session;
-pub mod throttle;
 
 /// Seconds in a day.
 pub const DAY: i64 = 86_400;

@@ -1,5 +1,4 @@
 //! Billing records: one per billable event of a verification, written in the decision's transaction.
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set,
@@ -57,7 +56,7 @@ pub async fn insert<C: ConnectionTrait>(
     event: &BillingEvent,
     now: i64,
 ) -> Result<bool, DbErr> {
-    let r = billing_record::Entity::insert(billing_record::ActiveModel {
+    let insert = billing_record::Entity::insert(billing_record::ActiveModel {
         certify_id: Set(certify_id.to_string()),
         event: Set(event.event.to_string()),
         app_id: Set(event.app_id.clone()),
@@ -67,18 +66,12 @@ pub async fn insert<C: ConnectionTrait>(
         day: Set(event.calendar.day_of(now)),
         billed_at: Set(now),
         ..Default::default()
-    })
-    .on_conflict(
-        OnConflict::columns([
-            billing_record::Column::CertifyId,
-            billing_record::Column::Event,
-        ])
-        .do_nothing()
-        .to_owned(),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    Ok(r == 1)
+    });
+    let key = [
+        billing_record::Column::CertifyId,
+        billing_record::Column::Event,
+    ];
+    super::insert_unless_exists(insert, key, txn).await
 }
 
 /// Which billing records a listing or an export covers; days are inclusive, `YYYY-MM-DD`.

@@ -5,7 +5,7 @@
 //! `next_attempt_at_ms` from the value it read to the end of a lease, in one conditional UPDATE: only one instance
 //! can win that compare-and-set. The outcome is recorded only while the lease is still the one it set, so an
 //! instance whose lease ran out (and whose delivery another instance took over) cannot overwrite the newer state.
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -160,7 +160,7 @@ pub async fn enqueue<C: ConnectionTrait>(
     passed: &str,
 ) -> Result<bool, DbErr> {
     let now = now_ms();
-    let r = Entity::insert(ActiveModel {
+    let insert = Entity::insert(ActiveModel {
         certify_id: Set(certify_id.to_string()),
         url: Set(url.to_string()),
         token: Set(token.filter(|t| !t.is_empty()).map(str::to_string)),
@@ -173,15 +173,8 @@ pub async fn enqueue<C: ConnectionTrait>(
         last_error: Set(None),
         created_at_ms: Set(now),
         updated_at_ms: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(Column::CertifyId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await?;
-    Ok(r > 0)
+    });
+    super::insert_unless_exists(insert, [Column::CertifyId], conn).await
 }
 
 /// The delivery of `certify_id`, if any.

@@ -1,6 +1,5 @@
 //! Console sessions ended by logout, kept until they would have expired, so that a logged-out cookie stays refused
 //! after a restart and on every instance sharing the database.
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 
 mod revoked {
@@ -28,17 +27,11 @@ pub async fn revoke(
     expires_at: i64,
     now: i64,
 ) -> Result<(), DbErr> {
-    revoked::Entity::insert(revoked::ActiveModel {
+    let insert = revoked::Entity::insert(revoked::ActiveModel {
         nonce: Set(nonce.to_string()),
         expires_at: Set(expires_at),
-    })
-    .on_conflict(
-        OnConflict::column(revoked::Column::Nonce)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
+    });
+    super::insert_unless_exists(insert, [revoked::Column::Nonce], db).await?;
     revoked::Entity::delete_many()
         .filter(revoked::Column::ExpiresAt.lte(now))
         .exec(db)

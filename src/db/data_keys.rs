@@ -1,5 +1,4 @@
 //! The data keys personal data is sealed under, each with a canary that proves a key is the right one.
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
 
 use super::entities::data_key;
@@ -27,19 +26,12 @@ pub async fn list(db: &DatabaseConnection) -> Result<Vec<RegisteredKey>, DbErr> 
 
 /// Registers a key (nothing when it is registered already, e.g. by another instance starting at the same time).
 pub async fn register(db: &DatabaseConnection, key: &RegisteredKey) -> Result<(), DbErr> {
-    data_key::Entity::insert(data_key::ActiveModel {
+    let insert = data_key::Entity::insert(data_key::ActiveModel {
         key_id: Set(key.key_id.clone()),
         canary: Set(key.canary.clone()),
         created_at: Set(key.created_at),
-    })
-    .on_conflict(
-        OnConflict::column(data_key::Column::KeyId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .do_nothing()
-    .exec(db)
-    .await?;
+    });
+    super::insert_unless_exists(insert, [data_key::Column::KeyId], db).await?;
     Ok(())
 }
 

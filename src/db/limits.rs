@@ -80,6 +80,17 @@ pub async fn get(
     }
 }
 
+/// Deletes every window of one counter (e.g. an address's failures once it gave the right token).
+pub async fn forget(db: &DatabaseConnection, kind: &str, key: &str) -> Result<u64, DbErr> {
+    let delete = Query::delete()
+        .from_table(col(TABLE))
+        .and_where(Expr::col(col("kind")).eq(kind))
+        .and_where(Expr::col(col("counter_key")).eq(key))
+        .to_owned();
+    let backend = db.get_database_backend();
+    Ok(db.execute(backend.build(&delete)).await?.rows_affected())
+}
+
 /// Deletes the counters no window needs at `now`; returns how many. Safe to run on several instances at once: a
 /// counter still in use is never past its `expires_at`.
 pub async fn purge(db: &DatabaseConnection, now: i64) -> Result<u64, DbErr> {

@@ -131,6 +131,39 @@ pub(crate) fn not_current(column: impl sea_orm::ColumnTrait, key_id: &str) -> se
         .add(column.not_like(format!("s1.{key_id}.%")))
 }
 
+/// Inserts a row unless one with the same `key` columns exists; whether it inserted. PostgreSQL and SQLite: `ON
+/// CONFLICT (key) DO NOTHING`. MySQL has no such clause (and sea-query's `ON DUPLICATE KEY UPDATE k = k` counts a
+/// duplicate as a row found): there a duplicate-key error, which leaves a MySQL transaction usable, means "exists".
+pub(crate) async fn insert_unless_exists<A, C, K>(
+    insert: sea_orm::Insert<A>,
+    key: K,
+    conn: &C,
+) -> Result<bool, DbErr>
+where
+    A: sea_orm::ActiveModelTrait,
+    <A::Entity as sea_orm::EntityTrait>::Model: sea_orm::IntoActiveModel<A>,
+    C: ConnectionTrait,
+    K: IntoIterator,
+    K::Item: sea_orm::sea_query::IntoIden,
+{
+    if conn.get_database_backend() == DbBackend::MySql {
+        return match insert.exec_without_returning(conn).await {
+            Ok(n) => Ok(n > 0),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e),
+        };
+    }
+    let rows = insert
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns(key)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(rows > 0)
+}
+
 /// Whether an error is a unique-constraint violation (a concurrent insert won the race).
 pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     matches!(

@@ -14,11 +14,9 @@ mod stats;
 
 use sea_orm::{DatabaseConnection, DbErr};
 
-use crate::console::throttle::Throttle;
 use crate::domain::calendar::Calendar;
 use crate::storage::ObjectStore;
 
-pub use crate::console::throttle::Attempt;
 pub use crate::db::apps::{App, AppStatus};
 pub use crate::db::attempts::Attempt as StoredAttempt;
 pub use crate::db::billing::{BillingFilter, BillingRecord, DailyTotal};
@@ -30,6 +28,7 @@ pub use crate::domain::audit::AuditEntry;
 pub use crate::domain::scene::{Scene, SceneChanges, SceneSettings, LIVENESS_LEVELS};
 pub use audit::{Actor, ChainReport};
 pub use auth::token_matches;
+pub use auth::Attempt;
 pub use billing::{checked_filter, month_filter};
 pub use data_keys::{DataKeyStatus, RotationReport};
 pub use scenes::SceneRequest;
@@ -88,7 +87,6 @@ pub struct Operator {
     /// The object store, whose data keys also seal the personal columns.
     store: ObjectStore,
     settings: OperatorSettings,
-    throttle: Throttle,
 }
 
 impl Operator {
@@ -97,7 +95,6 @@ impl Operator {
             db,
             store,
             settings,
-            throttle: Throttle::default(),
         }
     }
 

@@ -321,7 +321,11 @@ pub fn listening_address(child: &mut Child) -> String {
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
         Ok(a) => a,
-        Err(_) => {
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            let status = child.wait();
+            panic!("shiren serve stopped before it listened ({status:?}); its log is above");
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
             let _ = child.kill();
             panic!("shiren serve did not start within 120 s");
         }
@@ -608,10 +612,20 @@ pub fn id_number_at(b: &[u8]) -> Option<usize> {
             && alone(i + 18)
             && cand[..17].iter().all(u8::is_ascii_digit)
             && (cand[17].is_ascii_digit() || cand[17] == b'X' || cand[17] == b'x')
+            && plausible_birth_date(&cand[6..14])
             && std::str::from_utf8(cand).is_ok_and(|s| {
                 shiren::domain::idcard::with_check_char(&s[..17]).eq_ignore_ascii_case(s)
             })
     })
+}
+
+/// Whether eight digits read as a birth date between 1900 and 2099: a chance run of digits in a database file (a
+/// day written next to a record number, say) seldom does, a citizen ID number always does.
+fn plausible_birth_date(d: &[u8]) -> bool {
+    std::str::from_utf8(d)
+        .ok()
+        .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y%m%d").ok())
+        .is_some_and(|date| (1900..2100).contains(&chrono::Datelike::year(&date)))
 }
 
 /// The body of a first challenge request of a verification that names a person (FACE, ID_PRO): the consent the page

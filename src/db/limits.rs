@@ -1,7 +1,7 @@
 //! Rate counters: one row per (kind, key, window start), incremented atomically by whichever instance counts, and
 //! deleted once no window needs it.
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, TransactionTrait};
 
 const TABLE: &str = "rate_counters";
 
@@ -47,9 +47,13 @@ pub async fn hit(db: &DatabaseConnection, c: Counter<'_>) -> Result<i64, DbErr> 
         );
     let backend = db.get_database_backend();
     if backend == DatabaseBackend::MySql {
-        // No RETURNING: increment, then read (not atomic with the increment; SQLite and PostgreSQL are).
-        db.execute(backend.build(&insert)).await?;
-        return get(db, c.kind, c.key, c.window_start).await;
+        // No RETURNING: increment, then read, in one transaction. The upsert's row lock is held until the commit,
+        // so no other increment lands between the two and each caller reads its own count.
+        let txn = db.begin().await?;
+        txn.execute(backend.build(&insert)).await?;
+        let hits = get(&txn, c.kind, c.key, c.window_start).await?;
+        txn.commit().await?;
+        return Ok(hits);
     }
     insert.returning_col(col("hits"));
     let row = db
@@ -61,7 +65,7 @@ pub async fn hit(db: &DatabaseConnection, c: Counter<'_>) -> Result<i64, DbErr> 
 
 /// The counter's value (0 when it does not exist).
 pub async fn get(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     kind: &str,
     key: &str,
     window_start: i64,

@@ -13,7 +13,7 @@ pub const MAX_FAILURES: u32 = 10;
 /// The window wrong admin tokens count in, in seconds (15 minutes).
 pub const WINDOW_SECS: i64 = 15 * 60;
 /// The counters' kind, and the purpose of their blind index.
-const THROTTLE_KIND: &str = "admin_token_failures";
+const THROTTLE_KIND: &str = "admin_token"; // the column holds 16 characters
 const THROTTLE_PURPOSE: &str = "shiren admin-token failures v1";
 
 /// What an attempt with the admin token comes to.

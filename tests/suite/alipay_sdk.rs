@@ -366,3 +366,8 @@ fn alipay_sdks_against_sqlite() {
 fn alipay_sdks_against_postgres() {
     suite(Backend::Postgres);
 }
+
+#[test]
+fn alipay_sdks_against_mariadb() {
+    suite(Backend::MariaDb);
+}

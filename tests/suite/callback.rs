@@ -374,6 +374,11 @@ fn served_process_postgres() {
     served_process_delivers_across_a_restart(Backend::Postgres);
 }
 
+#[test]
+fn served_process_mariadb() {
+    served_process_delivers_across_a_restart(Backend::MariaDb);
+}
+
 macro_rules! on_both {
     ($name:ident) => {
         mod $name {

@@ -798,3 +798,8 @@ fn cloud_actions_through_the_python_sdks_on_sqlite() {
 fn cloud_actions_through_the_python_sdks_on_postgres() {
     suite(Backend::Postgres);
 }
+
+#[test]
+fn cloud_actions_through_the_python_sdks_on_mariadb() {
+    suite(Backend::MariaDb);
+}

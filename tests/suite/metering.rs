@@ -186,6 +186,11 @@ fn scene_cli_postgres() {
     scene_cli(Backend::Postgres);
 }
 
+#[test]
+fn scene_cli_mariadb() {
+    scene_cli(Backend::MariaDb);
+}
+
 struct Running {
     ctx: Arc<shiren::AppContext>,
     url: String,

@@ -302,6 +302,11 @@ fn the_16th_call_naming_one_id_number_within_a_minute_is_refused_postgres() {
     identity_per_minute(Backend::Postgres);
 }
 
+#[test]
+fn the_16th_call_naming_one_id_number_within_a_minute_is_refused_mariadb() {
+    identity_per_minute(Backend::MariaDb);
+}
+
 /// Failed verdicts of one number count per day: once there were as many as allowed, the number is refused until
 /// the next day with Code 418 on the cloud API (ContrastFaceVerify and InitFaceVerify alike) and 40005 on the
 /// gateway. Calls per day are limited the same way.
@@ -394,6 +399,11 @@ fn failures_and_calls_per_day_of_one_id_number_answer_418_postgres() {
     identity_per_day(Backend::Postgres);
 }
 
+#[test]
+fn failures_and_calls_per_day_of_one_id_number_answer_418_mariadb() {
+    identity_per_day(Backend::MariaDb);
+}
+
 /// An app over its calls per second: `Throttling.User` with `x-acs-retry-after` on the cloud API, 40005
 /// `isv.app-call-limited` on the gateway; a second later it is served again.
 fn app_per_second(backend: Backend) {
@@ -467,6 +477,11 @@ fn an_app_over_its_calls_per_second_is_throttled_sqlite() {
 #[test]
 fn an_app_over_its_calls_per_second_is_throttled_postgres() {
     app_per_second(Backend::Postgres);
+}
+
+#[test]
+fn an_app_over_its_calls_per_second_is_throttled_mariadb() {
+    app_per_second(Backend::MariaDb);
 }
 
 fn h5_post(

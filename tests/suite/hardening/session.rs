@@ -553,6 +553,11 @@ fn replayed_certify_url_keeps_one_page_session_on_postgres() {
     replayed_certify_url(Backend::Postgres);
 }
 
+#[test]
+fn replayed_certify_url_keeps_one_page_session_on_mariadb() {
+    replayed_certify_url(Backend::MariaDb);
+}
+
 /// InitFaceVerify of the cloud API (RPC signature) with these parameters; the JSON answer.
 fn init_face_verify(base: &str, key_id: &str, secret: &str, order: &str) -> Value {
     use shiren::protocol::aliyun::acs;

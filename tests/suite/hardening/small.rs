@@ -351,6 +351,11 @@ fn console_logout_survives_a_restart_postgres() {
     logout_survives_a_restart(Backend::Postgres);
 }
 
+#[test]
+fn console_logout_survives_a_restart_mariadb() {
+    logout_survives_a_restart(Backend::MariaDb);
+}
+
 /// A signed gateway call's parameters (RSA2 with merchant key 0).
 fn gateway_params(method: &str, biz_content: &str) -> BTreeMap<String, String> {
     let mut p: BTreeMap<String, String> = [
